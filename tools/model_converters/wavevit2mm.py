@@ -1,0 +1,81 @@
+#!/usr/bin/env python
+"""Convert an official Wave-ViT checkpoint (github YehLi/ImageNetModel) to an mmpretrain classifier checkpoint.
+
+    python tools/model_converters/wavevit2mm.py wavevit_s.pth.tar wavevit-s_in1k.pth
+
+The output is ``{'meta': {...}, 'state_dict': ...}`` for ``ImageClassifier`` with a ``WaveViT`` backbone
+(``final_norm=False``) and a ``WaveViTClsHead``; it loads with ``strict=True`` into the matching config under
+``configs/classification/``, and its ``backbone.`` part initialises the detection / segmentation backbones
+(``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``).
+
+Accepted inputs: a bare state dict, ``{'state_dict': ...}``, ``{'model': ...}`` (the official training
+checkpoints, with ``optimizer``, ``args`` (an ``argparse.Namespace``) and so on), ``module.`` prefixes. The file
+is read with ``torch.load(weights_only=True)``; one that would need arbitrary unpickling is refused.
+"""
+import argparse
+import os.path as osp
+import sys
+
+import torch
+
+from wavevit_mm.models.ckpt_convert import is_converted, is_official, official_to_mmpretrain, unwrap_state_dict
+from wavevit_mm.utils import UnsafeCheckpointError, load_checkpoint_file
+
+
+def infer_arch(state_dict) -> str:
+    """Name the variant from the tensor shapes (``s``, ``b``, ``l``), or ``'custom'``."""
+    from wavevit_mm.models.backbones.wavevit import WaveViT
+    prefix = 'backbone.' if is_converted(state_dict) else ''
+    dims = []
+    for i in range(1, 5):
+        key = f'{prefix}patch_embed{i}.proj.weight'
+        if key not in state_dict:
+            return 'custom'
+        dims.append(state_dict[key].shape[0])
+    depths = [1 + max((int(k.split('.')[1 if not prefix else 2]) for k in state_dict
+                       if k.startswith(f'{prefix}block{i}.')), default=-1) for i in range(1, 5)]
+    stem = state_dict[f'{prefix}patch_embed1.conv.0.weight'].shape[0]
+    for name in ('s', 'b', 'l'):
+        arch = WaveViT.arch_zoo[name]
+        if arch['embed_dims'] == dims and arch['depths'] == depths and arch['stem_channels'] == stem:
+            return name
+    return 'custom'
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('src', help='official checkpoint (.pth / .pth.tar)')
+    parser.add_argument('dst', help='output path of the mmpretrain checkpoint')
+    args = parser.parse_args(argv)
+
+    if not osp.isfile(args.src):
+        parser.error(f'no such file: {args.src}')
+    try:
+        state_dict = unwrap_state_dict(load_checkpoint_file(args.src))
+    except (UnsafeCheckpointError, ValueError) as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 1
+    if is_converted(state_dict):
+        print(f'{args.src} is already an mmpretrain Wave-ViT checkpoint (keys start with backbone. / head.); '
+              'nothing to convert: use it as it is.', file=sys.stderr)
+        return 1
+    if not is_official(state_dict):
+        print(f'error: {args.src} holds no Wave-ViT weights (no patch_embed*/block*/norm* keys)', file=sys.stderr)
+        return 1
+    try:
+        converted = official_to_mmpretrain(state_dict)
+    except KeyError as exc:
+        print(f'error: {exc.args[0]}', file=sys.stderr)
+        return 1
+    arch = infer_arch(state_dict)
+    aux = any(k.startswith('head.aux_fc.') for k in converted)
+    torch.save({'meta': {'arch': arch, 'aux_head': aux, 'source': osp.basename(args.src),
+                         'converter': 'wavevit_mm/tools/model_converters/wavevit2mm.py'},
+                'state_dict': converted}, args.dst)
+    print(f'converted {len(state_dict)} official tensors to {len(converted)} mmpretrain tensors '
+          f'(arch {arch!r}, token-labeling aux head: {aux}) -> {args.dst}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

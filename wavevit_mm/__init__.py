@@ -1,0 +1,10 @@
+"""wavevit_mm: Wave-ViT for mmpretrain, mmdet and mmseg.
+
+``import wavevit_mm`` (or ``custom_imports=dict(imports=['wavevit_mm'])`` in a config) registers the
+``WaveViT`` backbone in mmengine's root ``MODELS`` registry, where mmpretrain, mmdet and mmseg all find it,
+and, when mmpretrain is installed, the ``WaveViTClsHead`` classification head.
+"""
+from .models import *  # noqa: F401,F403
+from .version import __version__
+
+__all__ = ['__version__']

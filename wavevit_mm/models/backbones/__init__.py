@@ -1,0 +1,3 @@
+from .wavevit import WaveViT
+
+__all__ = ['WaveViT']

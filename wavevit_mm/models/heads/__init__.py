@@ -1,0 +1,3 @@
+from .wavevit_head import WaveViTClsHead
+
+__all__ = ['WaveViTClsHead']
