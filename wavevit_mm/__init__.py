@@ -2,8 +2,10 @@
 
 ``import wavevit_mm`` (or ``custom_imports=dict(imports=['wavevit_mm'])`` in a config) registers the
 ``WaveViT`` backbone in mmengine's root ``MODELS`` registry, where mmpretrain, mmdet and mmseg all find it,
-and, when mmpretrain is installed, the ``WaveViTClsHead`` classification head.
+and, when mmpretrain is installed, the ``WaveViTClsHead`` classification head; and the
+``SafeCheckpointHook`` that keeps Runner checkpoints loadable with ``weights_only=True``.
 """
+from .engine import *  # noqa: F401,F403
 from .models import *  # noqa: F401,F403
 from .version import __version__
 

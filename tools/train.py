@@ -1,0 +1,54 @@
+#!/usr/bin/env python
+"""Train any wavevit_mm config: classification (mmpretrain), detection (mmdet) or segmentation (mmseg).
+
+The config's ``default_scope`` picks the library. Usage::
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr]
+                                 [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+
+Multi-process: ``tools/dist_train.sh`` (torchrun) and ``tools/slurm_train.sh`` (srun); they work on CPU too.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without install
+
+from wavevit_mm.engine.launch import add_common_args, adapt_to_device, build_runner, load_config, set_amp  # noqa
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a Wave-ViT model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from this checkpoint, or (no value) from the latest one in the work dir')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision (fp16 + dynamic loss scale on GPU, bfloat16 on CPU)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate by the actual total batch size / auto_scale_lr.base_batch_size')
+    parser.add_argument('--no-validate', action='store_true', help='do not evaluate during training')
+    add_common_args(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args)
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if args.amp:
+        set_amp(cfg)
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg:
+            raise KeyError(f'--auto-scale-lr: {args.config} has no auto_scale_lr setting')
+        cfg.auto_scale_lr.enable = True
+    runner = build_runner(adapt_to_device(cfg))
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()

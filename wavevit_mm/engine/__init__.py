@@ -1,0 +1,3 @@
+from .hooks import SafeCheckpointHook
+
+__all__ = ['SafeCheckpointHook']

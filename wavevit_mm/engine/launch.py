@@ -1,0 +1,104 @@
+"""What ``tools/train.py`` and ``tools/test.py`` share: one pair of tools for mmpretrain, mmdet and mmseg.
+
+The config's ``default_scope`` picks the library; this module applies the usual command-line flags and
+makes the run work on a machine without a GPU as well as with one:
+
+- ``SafeCheckpointHook`` is added, so the checkpoints written load with ``weights_only=True``;
+- without CUDA, ``SyncBN`` layers in the model config become ``BN`` (SyncBN needs CUDA), the
+  distributed backend becomes ``gloo`` and DDP wraps CPU modules (see :mod:`wavevit_mm.engine.dist`).
+"""
+import argparse
+import os
+import os.path as osp
+from typing import Any, Optional
+
+import torch
+from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.logging import print_log
+
+from .dist import cpu_ddp_wrapper_cfg, patch_mmengine_dist_for_cpu
+
+SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN', 'TorchSyncBN')
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--work-dir', help='the directory for logs and checkpoints')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value pairs (e.g. '
+                        'train_dataloader.batch_size=2 model.backbone.with_cp=True)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file not found: {args.config}')
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def _replace_sync_bn(node: Any) -> int:
+    """Turn every ``norm_cfg``-style ``dict(type='SyncBN', ...)`` into ``BN``; returns how many."""
+    count = 0
+    if isinstance(node, dict):
+        if node.get('type') in SYNC_BN_TYPES:
+            node['type'] = 'BN'
+            count += 1
+        for value in node.values():
+            count += _replace_sync_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            count += _replace_sync_bn(value)
+    return count
+
+
+def adapt_to_device(cfg: Config) -> Config:
+    """Make a GPU-minded config run on this machine: SyncBN -> BN and gloo when there is no CUDA."""
+    custom_hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') in ('SafeCheckpointHook', 'wavevit_mm.SafeCheckpointHook') for h in custom_hooks):
+        custom_hooks.append(dict(type='SafeCheckpointHook'))
+    cfg.custom_hooks = custom_hooks
+    if torch.cuda.is_available():
+        return cfg
+    n = _replace_sync_bn(cfg.get('model'))
+    if n:
+        print_log(f'no CUDA device: {n} SyncBN layer config(s) use BN instead', logger='current')
+    env_cfg = cfg.get('env_cfg') or ConfigDict()
+    env_cfg.setdefault('dist_cfg', ConfigDict())
+    env_cfg.dist_cfg.backend = 'gloo'
+    cfg.env_cfg = env_cfg
+    if cfg.get('launcher', 'none') != 'none' and cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = cpu_ddp_wrapper_cfg(cfg.get('find_unused_parameters', False))
+    return cfg
+
+
+def build_runner(cfg: Config):
+    """``Runner.from_cfg`` or the config's ``runner_type``, after importing wavevit_mm's modules."""
+    import wavevit_mm  # noqa: F401  (registers WaveViT, the head and SafeCheckpointHook)
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    patch_mmengine_dist_for_cpu()
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def set_amp(cfg: Config, dtype: Optional[str] = None) -> None:
+    """``--amp``: AmpOptimWrapper (fp16 with dynamic loss scaling on GPU, bfloat16 autocast on CPU)."""
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    else:
+        cfg.optim_wrapper.pop('loss_scale', None)
+        cfg.optim_wrapper.dtype = dtype or 'bfloat16'
