@@ -4,7 +4,6 @@ import os
 import os.path as osp
 import shutil
 import sys
-import warnings
 
 from setuptools import find_packages, setup
 
@@ -31,7 +30,7 @@ def add_mim_extension() -> None:
     os.makedirs(mim_path, exist_ok=True)
     for name in MIM_FILES:
         src = osp.join(HERE, name)
-        if not osp.exists(src):
+        if mode == 'copy' and not osp.exists(src):
             continue
         dst = osp.join(mim_path, name)
         if osp.islink(dst) or osp.isfile(dst):
@@ -39,14 +38,11 @@ def add_mim_extension() -> None:
         elif osp.isdir(dst):
             shutil.rmtree(dst)
         if mode == 'symlink':
-            os.symlink(osp.relpath(src, mim_path), dst, target_is_directory=osp.isdir(src))
+            os.symlink(osp.relpath(src, mim_path), dst, target_is_directory=not name.endswith('.yml'))
         elif osp.isdir(src):
             shutil.copytree(src, dst)
         else:
             shutil.copyfile(src, dst)
-    if mode == 'symlink' and not all(osp.islink(osp.join(mim_path, n)) for n in MIM_FILES
-                                     if osp.exists(osp.join(HERE, n))):
-        warnings.warn('could not link the mim files into wavevit_mm/.mim')
 
 
 def read_requirements(name: str):
