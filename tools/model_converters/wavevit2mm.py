@@ -23,21 +23,17 @@ from wavevit_mm.utils import UnsafeCheckpointError, load_checkpoint_file
 
 
 def infer_arch(state_dict) -> str:
-    """Name the variant from the tensor shapes (``s``, ``b``, ``l``), or ``'custom'``."""
+    """Name the variant of an official state dict from its tensor shapes (``s``, ``b``, ``l``), or ``'custom'``."""
     from wavevit_mm.models.backbones.wavevit import WaveViT
-    prefix = 'backbone.' if is_converted(state_dict) else ''
-    dims = []
-    for i in range(1, 5):
-        key = f'{prefix}patch_embed{i}.proj.weight'
-        if key not in state_dict:
-            return 'custom'
-        dims.append(state_dict[key].shape[0])
-    depths = [1 + max((int(k.split('.')[1 if not prefix else 2]) for k in state_dict
-                       if k.startswith(f'{prefix}block{i}.')), default=-1) for i in range(1, 5)]
-    stem = state_dict[f'{prefix}patch_embed1.conv.0.weight'].shape[0]
+    try:
+        dims = [state_dict[f'patch_embed{i}.proj.weight'].shape[0] for i in range(1, 5)]
+        stem = state_dict['patch_embed1.conv.0.weight'].shape[0]
+    except KeyError:
+        return 'custom'
+    depths = [len({k.split('.')[1] for k in state_dict if k.startswith(f'block{i}.')}) for i in range(1, 5)]
     for name in ('s', 'b', 'l'):
         arch = WaveViT.arch_zoo[name]
-        if arch['embed_dims'] == dims and arch['depths'] == depths and arch['stem_channels'] == stem:
+        if (arch['embed_dims'], arch['depths'], arch['stem_channels']) == (dims, depths, stem):
             return name
     return 'custom'
 

@@ -11,10 +11,13 @@ from typing import Dict, Mapping, Tuple
 
 from torch import Tensor
 
+#: the classifier head's final norm is the official ``norm4``, which the dense backbone applies itself
+HEAD_NORM_PREFIX, NORM4_PREFIX = 'head.norm.', 'norm4.'
+
 #: official key prefix -> key prefix in the mmpretrain ``ImageClassifier`` (``WaveViTClsHead``)
 HEAD_KEY_MAP: Tuple[Tuple[str, str], ...] = (
     ('post_network.0.', 'head.cls_block.'),
-    ('norm4.', 'head.norm.'),
+    (NORM4_PREFIX, HEAD_NORM_PREFIX),
     ('aux_head.', 'head.aux_fc.'),
     ('head.', 'head.fc.'),
 )
@@ -97,13 +100,11 @@ def to_backbone_state_dict(state_dict: Mapping[str, Tensor],
     - mmpretrain layout: keys under ``prefix`` are taken with the prefix stripped; ``head.norm`` (the
       classifier's final norm, the official ``norm4``) becomes ``norm4`` when the checkpoint has none.
     """
-    if is_official(state_dict) or not prefix:
+    if is_official(state_dict):
         return OrderedDict((k, v) for k, v in drop_haar_buffers(state_dict).items()
-                           if not k.startswith(CLS_ONLY_PREFIXES) or BACKBONE_KEY_RE.match(k))
-    out = OrderedDict((k[len(prefix):], v) for k, v in drop_haar_buffers(state_dict).items()
-                      if k.startswith(prefix))
-    if not any(k.startswith('norm4.') for k in out):
-        for key, value in state_dict.items():
-            if key.startswith('head.norm.'):
-                out['norm4.' + key[len('head.norm.'):]] = value
+                           if not k.startswith(CLS_ONLY_PREFIXES))
+    out = OrderedDict((k[len(prefix):], v) for k, v in state_dict.items() if k.startswith(prefix))
+    if not any(k.startswith(NORM4_PREFIX) for k in out):
+        out.update((NORM4_PREFIX + k[len(HEAD_NORM_PREFIX):], v) for k, v in state_dict.items()
+                   if k.startswith(HEAD_NORM_PREFIX))
     return out
