@@ -196,3 +196,13 @@ def test_bad_inputs():
         model(torch.randn(1, 1, 64, 64))
     with pytest.raises(ValueError, match='at least 32 x 32 pixels.*got 31 x 64'):
         model(torch.randn(1, 3, 31, 64))
+
+
+def test_norm_cfg_syncbn_and_revert():
+    from mmengine.model import revert_sync_batchnorm
+    model = WaveViT(TINY_ARCH, norm_cfg=dict(type='SyncBN'))
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert bns and all(isinstance(m, torch.nn.SyncBatchNorm) for m in bns)
+    reverted = revert_sync_batchnorm(model).eval()  # what a CPU run without a process group does
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in reverted.modules())
+    assert reverted(torch.randn(1, 3, 64, 64))[0].shape == (1, 16, 16, 16)
