@@ -7,6 +7,7 @@ and, when mmpretrain is installed, the ``WaveViTClsHead`` classification head; a
 """
 from .engine import *  # noqa: F401,F403
 from .models import *  # noqa: F401,F403
+from . import datasets  # noqa: F401  (token-labeling transforms; registered only when mmpretrain is installed)
 from .version import __version__
 
 __all__ = ['__version__']

@@ -9,3 +9,6 @@ __all__ = ['WaveViT']
 if find_spec('mmpretrain') is not None:
     from .heads import WaveViTClsHead  # noqa: F401
     __all__.append('WaveViTClsHead')
+    from .classifiers import TokenLabelImageClassifier  # noqa: F401
+    from .losses import TokenLabelCrossEntropy  # noqa: F401
+    __all__ += ['TokenLabelImageClassifier', 'TokenLabelCrossEntropy']
