@@ -1,0 +1,214 @@
+#!/usr/bin/env python
+"""Show what Wave-ViT's wavelet attention sees: the Haar sub-bands of an image, and a stage-1 feature map
+next to the sub-bands and the local (inverse-DWT) branch of the first wavelet attention.
+
+Usage::
+
+    python tools/visualization/vis_wavelets.py IMAGE [--out PNG] [--size 224]
+                                               [--config CONFIG | --arch {s,b,l}] [--checkpoint CKPT]
+
+Row 1: the image (resized to ``--size``), the four Haar sub-bands of its luminance (LL, LH = high-pass
+along H, HL = high-pass along W, HH), computed with ``wavevit_mm.models.layers.haar_dwt2d``, and the
+inverse transform of those sub-bands (the transform is orthonormal, so it reproduces the image; the title
+gives the largest absolute error).
+
+Row 2: inside ``block1[0].attn`` (the first ``WaveAttention`` of stage 1, at stride 4) of the backbone of
+``--config`` (any wavevit_mm config; default: a Wave-ViT of ``--arch``): its input feature map, the four
+sub-bands after the attention's 3x3 filter (the tensor its keys / values are embedded from), and the local
+branch, the inverse DWT of those filtered sub-bands, which is concatenated to the attention output.
+The input and the local branch are shown as their first principal component over channels, the
+sub-bands as the L2 norm over channels. Without ``--checkpoint`` the weights are random (the
+figure title says so); a converted checkpoint (``tools/model_converters/wavevit2mm.py``) or an official
+one can be given (tried with the key prefix ``backbone.`` first, then without).
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'analysis_tools'))
+from model_utils import REPO_ROOT, build_model, load_config  # noqa: E402,F401
+
+from wavevit_mm.models.backbones.wavevit import WaveAttention, WaveViT  # noqa: E402
+from wavevit_mm.models.layers import haar_dwt2d, haar_idwt2d  # noqa: E402
+
+BANDS = ('LL', 'LH', 'HL', 'HH')
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+def load_image(path: str, size: int) -> torch.Tensor:
+    """RGB image as a ``1 x 3 x size x size`` float tensor in [0, 255] (bicubic resize)."""
+    from PIL import Image
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'image not found: {path}')
+    img = Image.open(path).convert('RGB').resize((size, size), Image.BICUBIC)
+    return torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
+
+
+def image_subbands(img: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Haar sub-bands of the luminance (``1 x 4 x H/2 x W/2``) and the reconstruction from them."""
+    luma = (0.299 * img[:, 0:1] + 0.587 * img[:, 1:2] + 0.114 * img[:, 2:3]) / 255.
+    bands = haar_dwt2d(luma)
+    return bands, haar_idwt2d(bands)
+
+
+def build_backbone(args: argparse.Namespace) -> Tuple[WaveViT, Tuple[float, ...], Tuple[float, ...]]:
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    if args.config:
+        cfg = load_config(args.config)
+        model = build_model(cfg, 'cpu')
+        backbone = getattr(model, 'backbone', None)
+        if not isinstance(backbone, WaveViT):
+            raise TypeError(f'{args.config}: model.backbone is {type(backbone).__name__}, not WaveViT')
+        pre = cfg.model.get('data_preprocessor') or cfg.get('data_preprocessor') or {}
+        mean, std = tuple(pre.get('mean', mean)), tuple(pre.get('std', std))
+    else:
+        backbone = WaveViT(arch=args.arch, out_indices=(0, ))
+        backbone.init_weights()
+    if args.checkpoint:
+        try:
+            backbone.load_pretrained(args.checkpoint, prefix='backbone.')
+        except RuntimeError as first:
+            try:
+                backbone.load_pretrained(args.checkpoint, prefix='')
+            except RuntimeError:
+                raise first
+    return backbone.eval(), mean, std
+
+
+def attention_internals(backbone: WaveViT, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """Run the backbone on ``x`` and capture, in ``block1[0].attn``: its input map, the filtered sub-bands
+    and the local (inverse-DWT) branch, exactly as the attention computes them."""
+    attn = backbone.block1[0].attn
+    if not isinstance(attn, WaveAttention):
+        raise TypeError(f'block1[0].attn is {type(attn).__name__}, expected WaveAttention')
+    captured: Dict[str, torch.Tensor] = {}
+
+    def pre_hook(module, inputs):
+        tokens, (H, W) = inputs
+        captured['hw'] = torch.tensor([H, W])
+        captured['input'] = tokens.transpose(1, 2).reshape(tokens.shape[0], -1, H, W)
+
+    def filter_hook(module, inputs, output):
+        captured['bands'] = output
+
+    handles = [attn.register_forward_pre_hook(pre_hook), attn.filter.register_forward_hook(filter_hook)]
+    try:
+        with torch.no_grad():
+            backbone(x)
+    finally:
+        for h in handles:
+            h.remove()
+    H, W = captured['hw'].tolist()
+    captured['local'] = haar_idwt2d(captured['bands'])[:, :, :H, :W]
+    return captured
+
+
+def channel_norm(x: torch.Tensor) -> np.ndarray:
+    """``1 x C x H x W`` -> ``H x W``: L2 norm over channels."""
+    return x[0].float().norm(dim=0).numpy()
+
+
+def first_component(x: torch.Tensor) -> np.ndarray:
+    """``1 x C x H x W`` -> ``H x W``: projection on the first principal component over channels (the
+    channel norm says little after a LayerNorm, which makes every position's norm nearly equal)."""
+    C, H, W = x.shape[1:]
+    v = x[0].float().reshape(C, H * W).T
+    v = v - v.mean(dim=0, keepdim=True)
+    _, _, vh = torch.linalg.svd(v, full_matrices=False)
+    proj = v @ vh[0]
+    if proj.abs().max() > 0 and proj.max() < -proj.min():  # sign: make the larger extreme positive
+        proj = -proj
+    return proj.reshape(H, W).numpy()
+
+
+def render(image: torch.Tensor, bands: torch.Tensor, recon: torch.Tensor, feats: Dict[str, torch.Tensor],
+           title: str, out: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 6, figsize=(19, 7.2))
+    luma = (0.299 * image[:, 0] + 0.587 * image[:, 1] + 0.114 * image[:, 2])[0] / 255.
+    err = float((recon[0, 0] - luma).abs().max())
+    axes[0, 0].imshow(image[0].permute(1, 2, 0).clamp(0, 255).byte().numpy())
+    axes[0, 0].set_title(f'image {image.shape[2]}x{image.shape[3]}')
+    for i, name in enumerate(BANDS):
+        band = bands[0, i].numpy()
+        if i == 0:
+            axes[0, 1].imshow(band, cmap='gray')
+        else:
+            lim = float(np.percentile(np.abs(band), 99.5)) or 1.
+            axes[0, 1 + i].imshow(band, cmap='RdBu_r', vmin=-lim, vmax=lim)
+        axes[0, 1 + i].set_title(f'image {name} {band.shape[0]}x{band.shape[1]}')
+    axes[0, 5].imshow(recon[0, 0].numpy(), cmap='gray')
+    axes[0, 5].set_title(f'inverse DWT (max err {err:.1e})')
+
+    feat = first_component(feats['input'])
+    axes[1, 0].imshow(feat, cmap='viridis')
+    axes[1, 0].set_title(f'stage-1 attn input (PC1, {feats["input"].shape[1]} ch) '
+                         f'{feat.shape[0]}x{feat.shape[1]}')
+    sub = feats['bands'].chunk(4, dim=1)
+    for i, name in enumerate(BANDS):
+        m = channel_norm(sub[i])
+        axes[1, 1 + i].imshow(m, cmap='magma')
+        axes[1, 1 + i].set_title(f'filtered {name} (norm, {sub[i].shape[1]} ch) {m.shape[0]}x{m.shape[1]}')
+    local = first_component(feats['local'])
+    axes[1, 5].imshow(local, cmap='viridis')
+    axes[1, 5].set_title(f'local branch: IDWT (PC1, {feats["local"].shape[1]} ch) '
+                         f'{local.shape[0]}x{local.shape[1]}')
+    for ax in axes.flat:
+        ax.title.set_fontsize(10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> str:
+    image = load_image(args.image, args.size)
+    bands, recon = image_subbands(image)
+    backbone, mean, std = build_backbone(args)
+    x = (image - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    feats = attention_internals(backbone, x)
+    source = args.config if args.config else f'WaveViT arch {args.arch!r}'
+    weights = (f'weights: {osp.basename(args.checkpoint)}' if args.checkpoint
+               else 'RANDOM weights (no --checkpoint)')
+    title = f'{osp.basename(args.image)} | {osp.basename(source)} block1[0].attn | {weights}'
+    out = args.out or osp.splitext(osp.basename(args.image))[0] + '_wavelets.png'
+    if osp.dirname(out):
+        import os
+        os.makedirs(osp.dirname(out), exist_ok=True)
+    render(image, bands, recon, feats, title, out)
+    print(f'saved {out}')
+    return out
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Haar sub-bands of an image and of a Wave-ViT stage-1 map',
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument('image', help='image file')
+    parser.add_argument('--out', help='output PNG (default: IMAGE_NAME_wavelets.png in the current directory)')
+    parser.add_argument('--size', type=int, default=224, help='resize the image to size x size (even, >= 32)')
+    parser.add_argument('--config', help='take the backbone from this config (any task)')
+    parser.add_argument('--arch', default='s', help="backbone arch without --config ('s', 'b', 'l')")
+    parser.add_argument('--checkpoint', help='converted or official checkpoint (default: random weights)')
+    args = parser.parse_args(argv)
+    if args.size < 32 or args.size % 2:
+        parser.error(f'--size must be even and >= 32, got {args.size}')
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    run(parse_args(argv))
+
+
+if __name__ == '__main__':
+    main()
