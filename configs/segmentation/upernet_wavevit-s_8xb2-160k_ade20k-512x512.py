@@ -1,0 +1,103 @@
+# UperNet + Wave-ViT-S on ADE20K, 160k iterations, 8 GPUs x 2 images, crop 512x512, fp16.
+# Reproduces the published Wave-ViT-S UperNet result: 49.6 mIoU (single-scale) on ADE20K val.
+#
+# Recipe (the official Wave-ViT ADE20K setting): UperNet head with 512 channels, FCN auxiliary head on
+# stage 3 (in_index=2) with loss weight 0.4, AdamW lr 6e-5, betas (0.9, 0.999), weight decay 0.01 with no
+# decay on parameters whose name contains "norm", 1500 linear warmup iterations then poly (power 1.0) decay
+# to 0, fp16 (static loss scale 512), drop path 0.1, backbone initialised from the ImageNet-1k checkpoint
+# converted by tools/model_converters/wavevit2mm.py.
+#
+# Test settings: single scale (short side 512, long side <= 2048, whole image) via test_pipeline; multi-scale
+# (0.5-1.75) + flip via tta_pipeline / tta_model (mmseg's SegTTAModel), used by `tools/test.py --tta`.
+_base_ = [
+    'mmseg::_base_/models/upernet_swin.py',
+    'mmseg::_base_/datasets/ade20k.py',
+    'mmseg::_base_/default_runtime.py',
+    'mmseg::_base_/schedules/schedule_160k.py',
+]
+custom_imports = dict(imports=['wavevit_mm', 'wavevit_mm.datasets.seg_transforms'], allow_failed_imports=False)
+
+# the converted ImageNet-1k checkpoint (python tools/model_converters/wavevit2mm.py wavevit_s.pth.tar ...)
+checkpoint_file = 'checkpoints/wavevit-s_in1k.pth'
+
+num_classes = 150
+crop_size = (512, 512)
+data_preprocessor = dict(size=crop_size)
+model = dict(
+    data_preprocessor=data_preprocessor,
+    backbone=dict(
+        _delete_=True,
+        type='WaveViT',
+        arch='s',
+        out_indices=(0, 1, 2, 3),
+        final_norm=True,
+        drop_path_rate=0.1,
+        # as in the official segmentation backbone: the BatchNorms of the stem and the wavelet attention
+        # keep their ImageNet affine parameters (running statistics still update)
+        norm_cfg=dict(type='BN', requires_grad=False),
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file, prefix='backbone.')),
+    decode_head=dict(in_channels=[64, 128, 320, 448], channels=512, num_classes=num_classes),
+    auxiliary_head=dict(in_channels=320, in_index=2, num_classes=num_classes,
+                        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
+    test_cfg=dict(mode='whole'))
+
+# data: mmseg's ADE20K pipelines, plus a label check right after LoadAnnotations that names a label file
+# holding class indices outside [0, 150) (other than 255) instead of failing later inside the loss
+label_check = dict(type='CheckSegLabels', num_classes=num_classes, ignore_index=255)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    label_check,
+    dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    label_check,
+    dict(type='PackSegInputs'),
+]
+img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale_factor=r, keep_ratio=True) for r in img_ratios],
+            [dict(type='RandomFlip', prob=0., direction='horizontal'),
+             dict(type='RandomFlip', prob=1., direction='horizontal')],
+            [dict(type='LoadAnnotations')],
+            [label_check],
+            [dict(type='PackSegInputs')],
+        ]),
+]
+tta_model = dict(type='SegTTAModel')
+train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(batch_size=1, dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+# optimizer: AdamW, fp16 through AmpOptimWrapper (needs a GPU; tools/train.py --cfg-options
+# optim_wrapper.type=OptimWrapper is not enough on CPU because of loss_scale, see docs/segmentation.md)
+optim_wrapper = dict(
+    _delete_=True,
+    type='AmpOptimWrapper',
+    loss_scale=512.,
+    optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01),
+    paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}))
+
+# learning policy: 1500 linear warmup iterations from lr * 1e-6, then poly (power 1) to 0 at 160k
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=160000, by_epoch=False),
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=160000, val_interval=16000)
+
+# checkpoints that torch.load(weights_only=True) reads, also when trained through `mim train mmseg`
+custom_hooks = [dict(type='SafeCheckpointHook')]
+
+# the total batch size the learning rate is set for (tools/train.py --auto-scale-lr)
+auto_scale_lr = dict(enable=False, base_batch_size=16)
