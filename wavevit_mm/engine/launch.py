@@ -78,9 +78,21 @@ def adapt_to_device(cfg: Config) -> Config:
     env_cfg.setdefault('dist_cfg', ConfigDict())
     env_cfg.dist_cfg.backend = 'gloo'
     cfg.env_cfg = env_cfg
-    if cfg.get('launcher', 'none') != 'none' and cfg.get('model_wrapper_cfg') is None:
-        cfg.model_wrapper_cfg = cpu_ddp_wrapper_cfg(cfg.get('find_unused_parameters', False))
+    if cfg.get('launcher', 'none') != 'none':
+        if cfg.get('model_wrapper_cfg') is None:
+            cfg.model_wrapper_cfg = cpu_ddp_wrapper_cfg(cfg.get('find_unused_parameters', False))
+        elif _is_ddp_wrapper(cfg.model_wrapper_cfg) and 'device_ids' not in cfg.model_wrapper_cfg:
+            # the Runner would add device_ids=[LOCAL_RANK], which DDP refuses for CPU modules
+            cfg.model_wrapper_cfg.device_ids = None
     return cfg
+
+
+def _is_ddp_wrapper(wrapper_cfg: dict) -> bool:
+    """Whether a ``model_wrapper_cfg`` builds a ``DistributedDataParallel`` subclass (mmengine's default)."""
+    from mmengine.registry import MODEL_WRAPPERS
+    from torch.nn.parallel import DistributedDataParallel
+    wrapper = MODEL_WRAPPERS.get(wrapper_cfg.get('type', 'MMDistributedDataParallel'))
+    return isinstance(wrapper, type) and issubclass(wrapper, DistributedDataParallel)
 
 
 def build_runner(cfg: Config):

@@ -1,0 +1,1 @@
+"""Fixtures for the launcher tests: a tiny classification config, its data and hooks, and helpers."""
