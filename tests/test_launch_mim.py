@@ -24,6 +24,9 @@ def shared(tmp_path_factory):
     if not osp.isfile(osp.join(H.REPO_ROOT, 'wavevit_mm', '.mim', 'tools', 'train.py')):
         pytest.fail('wavevit_mm/.mim/tools is missing: install the package with `pip install -e .` '
                     '(tools/setup_env.sh does)')
+    if not osp.isdir(osp.join(H.REPO_ROOT, 'wavevit_mm.egg-info')):
+        pytest.fail('wavevit_mm.egg-info is missing from the checkout: `pip install -e .` writes it, and mim '
+                    'finds the checkout through it')
     root = H.shared_root(tmp_path_factory)
     return H.tiny_data(root), H.reference_run(root)
 
