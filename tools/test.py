@@ -14,6 +14,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without install
 
 from wavevit_mm.engine.launch import add_common_args, adapt_to_device, build_runner, load_config  # noqa
+from wavevit_mm.engine.checkpoint_check import check_checkpoint_fits  # noqa
 
 
 def parse_args(argv=None):
@@ -32,6 +33,7 @@ def main(argv=None):
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
     runner = build_runner(adapt_to_device(cfg))
+    check_checkpoint_fits(runner.model, args.checkpoint)  # mmengine would only warn on a mismatch
     if args.out is not None:
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
