@@ -8,7 +8,7 @@
 #   GPUS_PER_NODE       GPUs (= processes) per node; 0 for a CPU-only job (no --gres). Unset: 8 if the
 #                       partition has GPU GRES, else 0
 #   TASKS_PER_NODE      processes per node of a CPU-only job (default GPUS: one node)
-#   CPUS_PER_TASK       5 for GPU jobs, 1 for CPU-only jobs; OMP_NUM_THREADS defaults to it
+#   CPUS_PER_TASK       5 for GPU jobs, 1 for CPU-only jobs (where OMP_NUM_THREADS defaults to it)
 #   SRUN_ARGS           more srun options, e.g. "--quotatype=auto" or "--time=1:00:00"
 #   PORT                the rendezvous port (MASTER_PORT; mmengine's default 29500)
 #   PYTHON (python)

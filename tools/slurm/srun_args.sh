@@ -1,7 +1,7 @@
 # Sourced by tools/slurm_train.sh and tools/slurm_test.sh: works out the srun resource options.
 #
 # In:  PARTITION, GPUS (processes in all, default 8), GPUS_PER_NODE, TASKS_PER_NODE, CPUS_PER_TASK
-# Out: SLURM_RESOURCE_ARGS (array) and OMP_NUM_THREADS (exported)
+# Out: SLURM_RESOURCE_ARGS (array); for CPU jobs OMP_NUM_THREADS (exported, default CPUS_PER_TASK)
 #
 # GPU jobs (GPUS_PER_NODE > 0): one task per GPU, --gres=gpu:GPUS_PER_NODE, exactly as the mm libraries'
 # scripts. CPU jobs (GPUS_PER_NODE=0): no --gres; TASKS_PER_NODE processes per node (default: all GPUS on one
@@ -27,5 +27,7 @@ else
   SLURM_RESOURCE_ARGS=()
 fi
 SLURM_RESOURCE_ARGS+=(--ntasks="$GPUS" --ntasks-per-node="$TASKS_PER_NODE" --cpus-per-task="$CPUS_PER_TASK")
-# one process must not start a thread per core of the whole node
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$CPUS_PER_TASK}
+if [ "$GPUS_PER_NODE" -eq 0 ]; then
+  # a CPU process computes with OMP threads: give it its CPUs, but not one thread per core of the whole node
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$CPUS_PER_TASK}
+fi
