@@ -115,7 +115,8 @@ def main(argv: Optional[List[str]] = None) -> float:
                                                                 'test_dataloader')]
     size = args.image_size
     options += [f'train_dataloader.dataset.pipeline.1.scale={size}',
-                f'val_dataloader.dataset.pipeline.1.scale={size}', f'val_dataloader.dataset.pipeline.2.crop_size={size}',
+                f'val_dataloader.dataset.pipeline.1.scale={size}',
+                f'val_dataloader.dataset.pipeline.2.crop_size={size}',
                 f'test_dataloader.dataset.pipeline.1.scale={size}',
                 f'test_dataloader.dataset.pipeline.2.crop_size={size}']
     train_options = list(options) + [f'randomness.seed={args.seed}']

@@ -10,8 +10,8 @@ num_classes = 10
 
 model = dict(
     backbone=dict(
-        arch=dict(_delete_=True, stem_channels=16, embed_dims=[32, 48, 64, 96], num_heads=[1, 2, 2, 3], depths=[1, 1, 2, 1],
-                  mlp_ratios=[4, 4, 4, 4], sr_ratios=[4, 2, 1, 1]),
+        arch=dict(_delete_=True, stem_channels=16, embed_dims=[32, 48, 64, 96], num_heads=[1, 2, 2, 3],
+                  depths=[1, 1, 2, 1], mlp_ratios=[4, 4, 4, 4], sr_ratios=[4, 2, 1, 1]),
         drop_path_rate=0.0),
     head=dict(num_classes=num_classes, in_channels=96, num_heads=3,
               loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original')),

@@ -15,23 +15,17 @@ into dense targets on its own output grid (:func:`wavevit_mm.models.losses.token
 resizes and flips move the targets exactly as they move the pixels.
 """
 import os.path as osp
-from typing import Optional, Sequence, Union
+from typing import Optional
 
 import mmcv
 import numpy as np
 import torch
-from mmcv.transforms import RandomFlip
+from mmcv.transforms import BaseTransform, RandomFlip
 from mmpretrain.datasets.transforms import RandomResizedCrop
 from mmpretrain.registry import TRANSFORMS
-from mmcv.transforms import BaseTransform
 
 #: the keys token-label transforms add; give them to ``PackInputs(algorithm_keys=...)``
 TOKEN_LABEL_KEYS = ('token_label', 'token_label_box')
-
-
-def _require_token_label(results: dict, transform: str) -> None:
-    if 'token_label' not in results or 'token_label_box' not in results:
-        raise KeyError(f'{transform} needs the token label map: put LoadTokenLabel before it in the pipeline')
 
 
 @TRANSFORMS.register_module()
