@@ -87,15 +87,18 @@ def _walk_dicts(node) -> Iterable[dict]:
             yield from _walk_dicts(v)
 
 
-def shrink_pipelines(cfg: Config, crop: Tuple[int, int] = (64, 64), scale: Tuple[int, int] = (160, 64)) -> None:
-    """Scale the ADE20K pipelines down (resize scales, crop size) for CPU tests, keeping every transform."""
+def shrink_pipelines(cfg: Config, crop: Tuple[int, int] = (64, 64)) -> None:
+    """Scale the ADE20K pipelines down for CPU tests, keeping every transform: the crop becomes ``crop``
+    and every resize scale shrinks by the same factor (the config's (2048, 512) becomes (256, 64) for a
+    64 x 64 crop; the multi-scale test scales keep their ratios)."""
+    factor = crop[0] / cfg.crop_size[0]
     nodes: List[dict] = []
     for key in ('train_pipeline', 'test_pipeline', 'tta_pipeline', 'train_dataloader', 'val_dataloader',
                 'test_dataloader'):
         nodes.extend(_walk_dicts(cfg.get(key)))
     for t in nodes:
-        if t.get('type') in ('RandomResize', 'Resize') and 'scale' in t:
-            t['scale'] = scale
+        if t.get('type') in ('RandomResize', 'Resize') and t.get('scale') is not None:
+            t['scale'] = tuple(int(round(s * factor)) for s in t['scale'])
         if t.get('type') == 'RandomCrop':
             t['crop_size'] = crop
     cfg.crop_size = crop

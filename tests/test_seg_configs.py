@@ -1,6 +1,5 @@
 """The ADE20K UperNet configs: the official recipe, and both variants build and run on CPU."""
 import copy
-import os.path as osp
 
 import pytest
 import torch
@@ -68,7 +67,9 @@ def test_official_recipe(variant_cfg):
     assert cfg.tta_model.type == 'SegTTAModel'
     tta = cfg.tta_pipeline[1]
     assert tta.type == 'TestTimeAug'
-    assert [t.scale_factor for t in tta.transforms[0]] == [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+    assert [t.scale for t in tta.transforms[0]] == [(int(2048 * r), int(512 * r))
+                                                    for r in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)]
+    assert all(t.keep_ratio for t in tta.transforms[0])
     assert [t.prob for t in tta.transforms[1]] == [0., 1.]
     # the label check right after every LoadAnnotations
     for pipe in (cfg.train_dataloader.dataset.pipeline, test_pipe, cfg.val_dataloader.dataset.pipeline,
@@ -81,8 +82,9 @@ def test_official_recipe(variant_cfg):
 
 
 def test_build_loss_step_and_predict(variant_cfg):
-    """The full-size model (SyncBN -> BN as tools/train.py does without CUDA) trains one step on a 32x32
-    batch with the config's optimizer settings and predicts at the input's size."""
+    """The full-size model (SyncBN -> BN as tools/train.py does without CUDA) computes the losses on a
+    32x32 batch and their gradients, gets the config's optimizer settings (one AdamW step for S) and predicts
+    at the input's size."""
     from mmseg.registry import MODELS
     from wavevit_mm.engine.launch import adapt_to_device
     v, cfg = variant_cfg
@@ -117,10 +119,16 @@ def test_build_loss_step_and_predict(variant_cfg):
     assert torch.isfinite(loss)
     watched = [model.decode_head.conv_seg.weight, model.auxiliary_head.conv_seg.weight,
                model.backbone.block1[0].attn.q.weight, model.backbone.block4[0].mlp.fc2.weight]
-    before = [w.detach().clone() for w in watched]
-    optim_wrapper.update_params(loss)
-    for w, b in zip(watched, before):
-        assert not torch.equal(w, b)
+    loss.backward()
+    assert all(w.grad is not None and torch.count_nonzero(w.grad) > 0 for w in watched)
+    assert bn.weight.grad is None  # frozen affine parameters
+    if v == 's':  # one AdamW step with the config's settings (the slow part on 2 cores: done for S only)
+        before = [w.detach().clone() for w in watched]
+        bn_before = bn.weight.detach().clone()
+        optim_wrapper.step()
+        for w, b in zip(watched, before):
+            assert not torch.equal(w, b)
+        assert torch.equal(bn.weight, bn_before)
 
     model.eval()
     with torch.no_grad():

@@ -8,7 +8,7 @@
 # converted by tools/model_converters/wavevit2mm.py.
 #
 # Test settings: single scale (short side 512, long side <= 2048, whole image) via test_pipeline; multi-scale
-# (0.5-1.75) + flip via tta_pipeline / tta_model (mmseg's SegTTAModel), used by `tools/test.py --tta`.
+# (0.5-1.75 x that scale) + flip via tta_pipeline / tta_model (mmseg's SegTTAModel, `tools/test.py --tta`).
 _base_ = [
     'mmseg::_base_/models/upernet_swin.py',
     'mmseg::_base_/datasets/ade20k.py',
@@ -67,7 +67,9 @@ tta_pipeline = [
     dict(
         type='TestTimeAug',
         transforms=[
-            [dict(type='Resize', scale_factor=r, keep_ratio=True) for r in img_ratios],
+            # scales relative to the single-scale setting (2048, 512), as in mmseg 0.x's MultiScaleFlipAug
+            # (the official evaluation), rather than relative to the raw image size
+            [dict(type='Resize', scale=(int(2048 * r), int(512 * r)), keep_ratio=True) for r in img_ratios],
             [dict(type='RandomFlip', prob=0., direction='horizontal'),
              dict(type='RandomFlip', prob=1., direction='horizontal')],
             [dict(type='LoadAnnotations')],
