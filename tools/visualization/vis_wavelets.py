@@ -50,10 +50,14 @@ def load_image(path: str, size: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
 
 
+def image_luma(img: torch.Tensor) -> torch.Tensor:
+    """Luminance in [0, 1] of a ``1 x 3 x H x W`` RGB tensor in [0, 255], as ``H x W``."""
+    return (0.299 * img[0, 0] + 0.587 * img[0, 1] + 0.114 * img[0, 2]) / 255.
+
+
 def image_subbands(img: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Haar sub-bands of the luminance (``1 x 4 x H/2 x W/2``) and the reconstruction from them."""
-    luma = (0.299 * img[:, 0:1] + 0.587 * img[:, 1:2] + 0.114 * img[:, 2:3]) / 255.
-    bands = haar_dwt2d(luma)
+    bands = haar_dwt2d(image_luma(img)[None, None])
     return bands, haar_idwt2d(bands)
 
 
@@ -134,8 +138,7 @@ def render(image: torch.Tensor, bands: torch.Tensor, recon: torch.Tensor, feats:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 6, figsize=(19, 7.2))
-    luma = (0.299 * image[:, 0] + 0.587 * image[:, 1] + 0.114 * image[:, 2])[0] / 255.
-    err = float((recon[0, 0] - luma).abs().max())
+    err = float((recon[0, 0] - image_luma(image)).abs().max())
     axes[0, 0].imshow(image[0].permute(1, 2, 0).clamp(0, 255).byte().numpy())
     axes[0, 0].set_title(f'image {image.shape[2]}x{image.shape[3]}')
     for i, name in enumerate(BANDS):
@@ -187,7 +190,10 @@ def run(args: argparse.Namespace) -> str:
         import os
         os.makedirs(osp.dirname(out), exist_ok=True)
     render(image, bands, recon, feats, title, out)
-    print(f'saved {out}')
+    err = float((recon[0, 0] - image_luma(image)).abs().max())
+    print(f'figure title: {title}\nimage sub-bands: max reconstruction error of the inverse DWT {err:.2e}\n'
+          f'stage-1 attention: input {tuple(feats["input"].shape)}, filtered sub-bands '
+          f'{tuple(feats["bands"].shape)}, local branch {tuple(feats["local"].shape)}\nsaved {out}')
     return out
 
 
