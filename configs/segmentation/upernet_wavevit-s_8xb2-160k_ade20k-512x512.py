@@ -8,7 +8,8 @@
 # converted by tools/model_converters/wavevit2mm.py.
 #
 # Test settings: single scale (short side 512, long side <= 2048, whole image) via test_pipeline; multi-scale
-# (0.5-1.75 x that scale) + flip via tta_pipeline / tta_model (mmseg's SegTTAModel, `tools/test.py --tta`).
+# (0.5-1.75 x that scale) + flip via tta_pipeline / tta_model (mmseg's SegTTAModel), used by mmseg's
+# `tools/test.py --tta`, e.g. `mim test mmseg CONFIG --checkpoint CKPT --tta` (docs/segmentation.md).
 _base_ = [
     'mmseg::_base_/models/upernet_swin.py',
     'mmseg::_base_/datasets/ade20k.py',
@@ -82,8 +83,8 @@ train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(batch_size=1, dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-# optimizer: AdamW, fp16 through AmpOptimWrapper (needs a GPU; tools/train.py --cfg-options
-# optim_wrapper.type=OptimWrapper is not enough on CPU because of loss_scale, see docs/segmentation.md)
+# optimizer: AdamW, fp16 through AmpOptimWrapper (mmengine builds it only with a GPU; for a CPU run see
+# docs/segmentation.md)
 optim_wrapper = dict(
     _delete_=True,
     type='AmpOptimWrapper',
