@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Evaluate a checkpoint with any wavevit_mm config (mmpretrain, mmdet or mmseg, by ``default_scope``).
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--cfg-options k=v ...]
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--tta] [--cfg-options k=v ...]
                                            [--launcher {none,pytorch,slurm,mpi}]
 
 Checkpoints are read with ``torch.load(weights_only=True)``: those written by tools/train.py (through
@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without install
 
-from wavevit_mm.engine.launch import add_common_args, adapt_to_device, build_runner, load_config  # noqa
+from wavevit_mm.engine.launch import add_common_args, adapt_to_device, build_runner, load_config, set_tta  # noqa
 from wavevit_mm.engine.checkpoint_check import check_checkpoint_fits  # noqa
 
 
@@ -22,6 +22,9 @@ def parse_args(argv=None):
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='dump the predictions to this pickle file (DumpResults)')
+    parser.add_argument('--tta', action='store_true',
+                        help="test-time augmentation with the config's tta_model and tta_pipeline "
+                        '(e.g. multi-scale + flip)')
     add_common_args(parser)
     return parser.parse_args(argv)
 
@@ -32,6 +35,8 @@ def main(argv=None):
         raise FileNotFoundError(f'checkpoint file not found: {args.checkpoint}')
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
+    if args.tta:
+        set_tta(cfg)
     runner = build_runner(adapt_to_device(cfg))
     check_checkpoint_fits(runner.model, args.checkpoint)  # mmengine would only warn on a mismatch
     if args.out is not None:

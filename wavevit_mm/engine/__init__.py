@@ -1,3 +1,4 @@
 from .hooks import SafeCheckpointHook
+from .optim_wrapper import AutocastOptimWrapper
 
-__all__ = ['SafeCheckpointHook']
+__all__ = ['AutocastOptimWrapper', 'SafeCheckpointHook']

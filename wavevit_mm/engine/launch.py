@@ -5,7 +5,8 @@ makes the run work on a machine without a GPU as well as with one:
 
 - ``SafeCheckpointHook`` is added, so the checkpoints written load with ``weights_only=True``;
 - without CUDA, ``SyncBN`` layers in the model config become ``BN`` (SyncBN needs CUDA), the
-  distributed backend becomes ``gloo`` and DDP wraps CPU modules (see :mod:`wavevit_mm.engine.dist`).
+  distributed backend becomes ``gloo``, DDP wraps CPU modules (see :mod:`wavevit_mm.engine.dist`) and
+  ``AmpOptimWrapper`` (fp16, GPU only in mmengine) becomes ``AutocastOptimWrapper`` (bfloat16 autocast).
 """
 import argparse
 import os
@@ -74,6 +75,13 @@ def adapt_to_device(cfg: Config) -> Config:
     n = _replace_sync_bn(cfg.get('model'))
     if n:
         print_log(f'no CUDA device: {n} SyncBN layer config(s) use BN instead', logger='current')
+    optim_wrapper = cfg.get('optim_wrapper')
+    if optim_wrapper is not None and optim_wrapper.get('type') == 'AmpOptimWrapper':
+        optim_wrapper.type = 'AutocastOptimWrapper'
+        optim_wrapper.pop('loss_scale', None)
+        optim_wrapper.dtype = 'bfloat16'
+        print_log('no CUDA device: AmpOptimWrapper (fp16) -> AutocastOptimWrapper (bfloat16 autocast on CPU)',
+                  logger='current')
     env_cfg = cfg.get('env_cfg') or ConfigDict()
     env_cfg.setdefault('dist_cfg', ConfigDict())
     env_cfg.dist_cfg.backend = 'gloo'
@@ -106,11 +114,17 @@ def build_runner(cfg: Config):
     return Runner.from_cfg(cfg)
 
 
-def set_amp(cfg: Config, dtype: Optional[str] = None) -> None:
-    """``--amp``: AmpOptimWrapper (fp16 with dynamic loss scaling on GPU, bfloat16 autocast on CPU)."""
+def set_amp(cfg: Config) -> None:
+    """``--amp``: ``AmpOptimWrapper`` with dynamic loss scaling (on CPU, :func:`adapt_to_device` turns it into
+    bfloat16 autocast)."""
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
-    if torch.cuda.is_available():
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    else:
-        cfg.optim_wrapper.pop('loss_scale', None)
-        cfg.optim_wrapper.dtype = dtype or 'bfloat16'
+    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def set_tta(cfg: Config) -> None:
+    """``--tta``: wrap the model in the config's ``tta_model`` and test with its ``tta_pipeline``."""
+    missing = [k for k in ('tta_model', 'tta_pipeline') if k not in cfg]
+    if missing:
+        raise KeyError(f'--tta needs {missing} in the config (see the segmentation configs for an example)')
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
