@@ -48,12 +48,12 @@ def make_imagenet(root, n_train=2, n_val=1):
     return root
 
 
-def small_options(data_root):
+def small_options(data_root, crop_index=1):
     """Point the real config at the fixture, with 64 x 64 inputs and batch 2 (2 iterations per epoch)."""
     opts = []
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         opts += [f'{loader}.dataset.data_root={data_root}', f'{loader}.batch_size=2', f'{loader}.num_workers=0']
-    opts += ['train_dataloader.dataset.pipeline.1.scale=64']
+    opts += [f'train_dataloader.dataset.pipeline.{crop_index}.scale=64']
     for loader in ('val_dataloader', 'test_dataloader'):
         opts += [f'{loader}.dataset.pipeline.1.scale=67', f'{loader}.dataset.pipeline.2.crop_size=64']
     return opts
@@ -134,3 +134,26 @@ def test_quickstart_end_to_end(tmp_path):
     top1 = re.search(r'top-1 ([0-9.]+)% \(chance 10%\), 20 images', out)
     assert top1 and 0. <= float(top1.group(1)) <= 100.
     assert len(os.listdir(tmp_path / 'digits' / 'train')) == 10 and len(os.listdir(tmp_path / 'digits' / 'val')) == 10
+
+
+def test_tokenlabel_config_trains_through_train_py(trained, tmp_path):
+    """The S token-labeling config, label maps and all, through tools/train.py (in process, 2 iterations)."""
+    label_root = tmp_path / 'labels'
+    g = torch.Generator().manual_seed(0)
+    with open(osp.join(trained['data_root'], 'meta', 'train.txt')) as f:
+        names = [line.split()[0] for line in f if line.strip()]
+    for name in names:
+        scores = torch.rand(5, 6, 8, generator=g) * 10
+        index = torch.stack([torch.randperm(1000, generator=g)[:5] for _ in range(48)], 1).view(5, 6, 8)
+        os.makedirs(label_root / osp.dirname(name), exist_ok=True)
+        torch.save(torch.stack([scores, index.float()]).half(), label_root / (osp.splitext(name)[0] + '.pt'))
+    cfg = osp.join(REPO_ROOT, 'configs', 'classification', 'wavevit-s_8xb128_in1k-tokenlabel.py')
+    work_dir = str(tmp_path / 'work')
+    load_tool('train').main([cfg, '--work-dir', work_dir, '--no-validate', '--cfg-options',
+                             *small_options(trained['data_root'], crop_index=2),
+                             f'train_dataloader.dataset.pipeline.1.label_root={label_root}',
+                             'train_cfg.max_epochs=1', 'default_hooks.logger.interval=1'])
+    state = torch.load(osp.join(work_dir, 'epoch_1.pth'), map_location='cpu', weights_only=True)['state_dict']
+    assert state['head.aux_fc.weight'].shape == (1000, 448)
+    logs = open(next(osp.join(r, f) for r, _, fs in os.walk(work_dir) for f in fs if f.endswith('.log'))).read()
+    assert re.search(r'Epoch\(train\) \[1\]\[2/2\].*loss_cls: [0-9.]+\s+loss_dense: [0-9.]+', logs)
