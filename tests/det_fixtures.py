@@ -26,6 +26,10 @@ PHOTOS: Dict[str, Tuple[int, str, List[Tuple[float, float]]]] = {
                            for t in np.linspace(0., 2 * np.pi, 12, endpoint=False)]),
 }
 
+#: the ids of COCO's 80 categories (in the order of mmdet's ``CocoDataset.METAINFO['classes']``)
+COCO_CAT_IDS = (list(range(1, 12)) + list(range(13, 26)) + [27, 28] + list(range(31, 45)) + list(range(46, 66))
+                + [67, 70] + list(range(72, 83)) + list(range(84, 91)))
+
 #: the long side the photos are stored at (small, so the real-size models run fast on a CPU)
 PHOTO_LONG_SIDE = 160
 
@@ -39,11 +43,14 @@ def make_coco_fixture(root: str, long_side: int = PHOTO_LONG_SIDE) -> str:
     """Write ``root/{train2017,val2017}/*.jpg`` and ``root/annotations/instances_{train,val}2017.json``.
 
     Both splits hold the same three photos (the tests check that training and evaluation run, not what is
-    learnt). Returns ``root``.
+    learnt); the category list is COCO's full one, as in the real annotation files. Returns ``root``.
     """
     import cv2
     import skimage.data
-    images, annotations, categories = [], [], []
+    from mmdet.datasets import CocoDataset
+    names = CocoDataset.METAINFO['classes']
+    categories = [dict(id=i, name=n, supercategory=n) for i, n in zip(COCO_CAT_IDS, names)]
+    images, annotations = [], []
     for split in ('train2017', 'val2017'):
         os.makedirs(osp.join(root, split), exist_ok=True)
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
@@ -64,8 +71,7 @@ def make_coco_fixture(root: str, long_side: int = PHOTO_LONG_SIDE) -> str:
                                 bbox=[round(float(v), 2) for v in (x0, y0, x1 - x0, y1 - y0)],
                                 area=round(_polygon_area(xy), 2),
                                 segmentation=[[round(float(v), 2) for v in xy.ravel()]]))
-        categories.append(dict(id=cat_id, name=cat_name, supercategory=cat_name))
-    categories.sort(key=lambda c: c['id'])
+        assert names[COCO_CAT_IDS.index(cat_id)] == cat_name
     for split in ('train2017', 'val2017'):
         with open(osp.join(root, 'annotations', f'instances_{split}.json'), 'w') as f:
             json.dump(dict(images=images, annotations=annotations, categories=categories), f)

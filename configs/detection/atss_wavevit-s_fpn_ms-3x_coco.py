@@ -4,8 +4,9 @@
 #
 # Recipe of the official mmdet 2.x config: mmdet's ATSS head (GIoU loss, ATSS assigner top-9, NMS 0.6), FPN
 # from the second stage with P6/P7 from its outputs (start_level=1, add_extra_convs='on_output'); AdamW lr
-# 1e-4, weight decay 0.05 with none on parameters whose name contains "norm", linear warmup over 500 iterations, backbone drop
-# path 0.1. The multi-scale pipeline is the one of mmdet's DETR / Sparse R-CNN / Swin "crop" configs.
+# 1e-4, weight decay 0.05 with none on parameters whose name contains "norm", linear warmup over 500
+# iterations, backbone drop path 0.1, fp16 with a static loss scale of 512. The multi-scale pipeline is the
+# one of mmdet's DETR / Sparse R-CNN / Swin "crop" configs.
 _base_ = [
     'mmdet::atss/atss_r50_fpn_1x_coco.py',
     './_base_/wavevit_in1k_checkpoints.py',
@@ -38,8 +39,10 @@ train_pipeline = [
         transforms=[
             [dict(type='RandomChoiceResize', scales=ms_scales, keep_ratio=True)],
             [
-                dict(type='RandomChoiceResize', scales=[(400, 1333), (500, 1333), (600, 1333)], keep_ratio=True),
-                dict(type='RandomCrop', crop_type='absolute_range', crop_size=(384, 600), allow_negative_crop=True),
+                dict(type='RandomChoiceResize', scales=[(400, 1333), (500, 1333), (600, 1333)],
+                     keep_ratio=True),
+                dict(type='RandomCrop', crop_type='absolute_range', crop_size=(384, 600),
+                     allow_negative_crop=True),
                 dict(type='RandomChoiceResize', scales=ms_scales, keep_ratio=True),
             ],
         ]),

@@ -4,11 +4,11 @@
 #
 # Recipe of the official mmdet 2.x config: three cascade stages with "4conv1fc" box heads (four 3x3 convs
 # with SyncBN, one fc of 1024), class-specific regression on decoded boxes with GIoU loss (weight 10);
-# AdamW lr 1e-4, weight decay 0.05 with none on parameters whose name contains "norm", linear warmup over 500 iterations,
-# backbone drop path 0.1. mmdet's ConvNeXt "4conv1fc-giou_amp-ms-crop-3x" config has exactly these heads,
-# the multi-scale pipeline and the 36-epoch schedule; this file swaps in the backbone, the 500-iteration
-# warmup and a plain AdamW (no layer-wise lr decay). SyncBN in the heads needs CUDA: tools/train.py turns
-# it into BN on a machine without a GPU.
+# AdamW lr 1e-4, weight decay 0.05 with none on parameters whose name contains "norm", linear warmup over
+# 500 iterations, backbone drop path 0.1, fp16 with a static loss scale of 512. mmdet's ConvNeXt
+# "4conv1fc-giou_amp-ms-crop-3x" config has exactly these heads, the multi-scale pipeline and the 36-epoch
+# schedule; this file swaps in the backbone, the 500-iteration warmup and a plain AdamW (no layer-wise lr
+# decay). SyncBN in the heads needs CUDA: tools/train.py turns it into BN on a machine without a GPU.
 _base_ = [
     'mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py',
     './_base_/wavevit_in1k_checkpoints.py',

@@ -5,8 +5,9 @@
 # Recipe of the official mmdet 2.x config: mmdet's GFL head (quality focal loss, distribution focal loss
 # with reg_max 16, GIoU loss, ATSS assigner top-9), FPN from the second stage with P6/P7 from its outputs
 # (start_level=1, add_extra_convs='on_output'); AdamW lr 1e-4, weight decay 0.05 with none on parameters
-# whose name contains "norm", linear warmup over 500 iterations, backbone drop path 0.1. Unlike the other 3x configs the official
-# GFL run capped the long side of its training scales at 1200 (test: 1333 x 800); kept here.
+# whose name contains "norm", linear warmup over 500 iterations, backbone drop path 0.1, fp16 with a static
+# loss scale of 512. Unlike the other 3x configs, the official GFL run capped the long side of its training
+# scales at 1200 (test: 1333 x 800); kept here.
 _base_ = [
     'mmdet::gfl/gfl_r50_fpn_1x_coco.py',
     './_base_/wavevit_in1k_checkpoints.py',
@@ -39,8 +40,10 @@ train_pipeline = [
         transforms=[
             [dict(type='RandomChoiceResize', scales=ms_scales, keep_ratio=True)],
             [
-                dict(type='RandomChoiceResize', scales=[(400, 1200), (500, 1200), (600, 1200)], keep_ratio=True),
-                dict(type='RandomCrop', crop_type='absolute_range', crop_size=(384, 600), allow_negative_crop=True),
+                dict(type='RandomChoiceResize', scales=[(400, 1200), (500, 1200), (600, 1200)],
+                     keep_ratio=True),
+                dict(type='RandomCrop', crop_type='absolute_range', crop_size=(384, 600),
+                     allow_negative_crop=True),
                 dict(type='RandomChoiceResize', scales=ms_scales, keep_ratio=True),
             ],
         ]),

@@ -1,13 +1,14 @@
 # Mask R-CNN + Wave-ViT-S + FPN, COCO, "3x ms": 36 epochs (lr steps at 27 and 33), DETR-style multi-scale
 # training (short side 480-800, long side <= 1333, or resize 400-600 -> random crop 384-600 -> resize
 # 480-800), 8 GPUs x 2 images, fp16.
-# Reproduces the published Wave-ViT-S Mask R-CNN 3x result: box AP 48.1, mask AP 42.7 (COCO val2017; from the
-# paper, the official release has no config for this run).
+# Reproduces the published Wave-ViT-S Mask R-CNN 3x result: box AP 48.1, mask AP 42.7 (COCO val2017; the
+# number is from the paper: the official release has no config for this run).
 #
 # Recipe: the 3x multi-scale setting of the official ATSS / GFL / Cascade Mask R-CNN configs (AdamW lr 1e-4,
-# weight decay 0.05 with none on parameters whose name contains "norm", linear warmup over 500 iterations, drop path 0.1),
-# which mmdet's Swin Mask R-CNN "amp-ms-crop-3x" config also uses: it provides the pipeline and the
-# schedule; this file swaps in the backbone, the 500-iteration warmup and the optimizer settings.
+# weight decay 0.05 with none on parameters whose name contains "norm", linear warmup over 500 iterations,
+# drop path 0.1, fp16 with a static loss scale of 512), which mmdet's Swin Mask R-CNN "amp-ms-crop-3x"
+# config also uses: it provides the pipeline and the schedule; this file swaps in the backbone, the
+# 500-iteration warmup and the optimizer settings.
 _base_ = [
     'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_amp-ms-crop-3x_coco.py',
     './_base_/wavevit_in1k_checkpoints.py',
@@ -36,7 +37,7 @@ param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[27, 33], gamma=0.1),
 ]
 optim_wrapper = dict(
-    type='AmpOptimWrapper',  # fp16 on GPU, static loss scale 512 as the official run
+    type='AmpOptimWrapper',  # fp16 on GPU, static loss scale 512 as the official 3x runs
     loss_scale=512.,
     optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     paramwise_cfg=dict(_delete_=True, custom_keys={'norm': dict(decay_mult=0.)}))
