@@ -56,8 +56,8 @@ def write_digits(root: str, size: int, limit: Optional[int] = None) -> Tuple[int
     digits = load_digits()
     images, labels = digits.images, digits.target
     if limit is not None:
-        if limit < 20:
-            raise ValueError(f'--limit must be at least 20 (two images per class), got {limit}')
+        if limit < 50:  # a stratified 20 % split needs at least one held-out image of each of the 10 digits
+            raise ValueError(f'--limit must be at least 50, got {limit}')
         images, labels = images[:limit], labels[:limit]
     idx = np.arange(len(labels))
     train_idx, val_idx = train_test_split(idx, test_size=0.2, stratify=labels, random_state=SPLIT_SEED)
