@@ -11,6 +11,7 @@ import os.path as osp
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
+import pytest
 
 TESTS_DIR = osp.dirname(osp.abspath(__file__))
 REPO_ROOT = osp.dirname(TESTS_DIR)
@@ -110,6 +111,18 @@ val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
 default_hooks = dict(logger=dict(interval=1))
 '''
+
+
+@pytest.fixture(scope='module', autouse=False)
+def one_torch_thread():
+    """Run a module's tests with one intra-op thread (restored afterwards): the detection models are many
+    small ops, where a second thread gains little on an idle machine and costs several times the run time on
+    a busy one (measured: 6x on 2 cores shared with other jobs)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def det_config_names() -> List[str]:

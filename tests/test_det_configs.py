@@ -13,10 +13,13 @@ from mmengine.config import Config, ConfigDict
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 
-from det_fixtures import DET_CONFIG_DIR, box_sizes_ok, det_config_names, make_coco_fixture, synthetic_batch
+from det_fixtures import (DET_CONFIG_DIR, box_sizes_ok, det_config_names, make_coco_fixture,  # noqa: F401
+                          one_torch_thread, synthetic_batch)
 
 import wavevit_mm  # noqa: F401  (registers WaveViT)
 from wavevit_mm.models.backbones.wavevit import WaveViT
+
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 #: config -> (model type, variant, published result quoted in its header)
 CONFIGS = {
@@ -110,6 +113,9 @@ def test_recipe(name):
 
     ow = cfg.optim_wrapper
     assert ow.type == 'AmpOptimWrapper' and 'constructor' not in ow
+    # the official runs' fp16: apex (dynamic scale) for RetinaNet-S and Mask R-CNN-B 1x, else static 512
+    dynamic = name in ('retinanet_wavevit-s_fpn_1x_coco.py', 'mask-rcnn_wavevit-b_fpn_1x_coco.py')
+    assert ow.loss_scale == ('dynamic' if dynamic else 512.)
     assert ow.paramwise_cfg == dict(custom_keys={'norm': dict(decay_mult=0.)})
     opt = ow.optimizer
     assert opt.type == 'AdamW' and tuple(opt.betas) == (0.9, 0.999)

@@ -9,9 +9,11 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 
 from conftest import TINY_ARCH
-from det_fixtures import DET_CONFIG_DIR, make_coco_fixture, synthetic_batch
+from det_fixtures import DET_CONFIG_DIR, make_coco_fixture, one_torch_thread, synthetic_batch  # noqa: F401
 
 import wavevit_mm  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 MASK_RCNN_S = osp.join(DET_CONFIG_DIR, 'mask-rcnn_wavevit-s_fpn_1x_coco.py')
 
