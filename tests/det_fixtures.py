@@ -8,7 +8,7 @@ the polygon mask of a standard ``instances_*.json`` are computed.
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 import pytest
