@@ -190,122 +190,6 @@ def check_paper_flops(res: dict, arch: str, size: int) -> None:
     assert res['by_kind']['attention'] == attention_macs(arch, size)
 
 
-def test_get_flops_cli_wavevit_s(jobs):
-    out = jobs.ok('flops_s')
-    with open(jobs.tmp / 'flops_s.json') as f:
-        check_paper_flops(json.load(f), 's', 224)
-    assert 'Flops: 4.652 G' in out and 'Params: 22.690 M' in out
-    rows = [line.split()[0] for line in out.splitlines() if line.startswith(('backbone ', 'head '))]
-    assert rows == ['backbone', 'head']
-
-
-@pytest.mark.parametrize('arch,size', [('b', 224), ('l', 224), ('s', 384)])
-def test_get_flops_other_variants(arch, size, capsys):
-    get_flops = tool('get_flops')
-    name = f'wavevit-{arch}_8xb128_in1k-tokenlabel.py' if size == 224 else \
-        f'wavevit-{arch}_8xb32_in1k-384px-tokenlabel.py'
-    res = get_flops.run(get_flops.parse_args([osp.join(CLS_CONFIGS, name), '--depth', '0']))
-    check_paper_flops(res, arch, size)  # the 384 config's default shape is its CenterCrop size
-    assert f'Flops: {res["flops"] / 1e9:.3f} G' in capsys.readouterr().out
-
-
-def test_get_flops_counts_cpu_kernels_as_meta(jobs):
-    """SDPA's fused CPU kernel and the oneDNN linear count exactly as the meta forward's decomposed ops."""
-    get_flops = tool('get_flops')
-    common = [str(jobs.tiny), '--shape', '64', '--depth', '2']
-    cpu = get_flops.run(get_flops.parse_args(common + ['--device', 'cpu']))
-    meta = get_flops.run(get_flops.parse_args(common + ['--device', 'meta']))
-    macs = get_flops.run(get_flops.parse_args(common + ['--macs-only']))
-    assert cpu['device'] == 'cpu' and meta['device'] == 'meta'
-    assert cpu['by_kind'] == meta['by_kind'] and cpu['flops'] == meta['flops']
-    assert meta['by_kind']['attention'] > 0 and meta['by_kind']['linear_bias'] > 0
-    assert macs['flops'] == sum(meta['by_kind'][k] for k in ('conv', 'matmul', 'attention'))
-    assert meta['flops'] == macs['flops'] + sum(
-        meta['by_kind'][k] for k in ('conv_bias', 'linear_bias', 'batchnorm', 'relu'))
-    rows = {r['module']: r for r in meta['modules']}
-    stages = [rows[f'backbone.block{i}']['flops'] for i in range(1, 5)]
-    assert all(s > 0 for s in stages) and rows['backbone']['flops'] > sum(stages)
-
-
-def test_get_flops_segmentor(capsys):
-    get_flops = tool('get_flops')
-    cfg = osp.join(REPO_ROOT, 'configs', 'segmentation', 'upernet_wavevit-s_8xb2-160k_ade20k-512x512.py')
-    res = get_flops.run(get_flops.parse_args([cfg]))
-    assert res['task'] == 'segmentation' and res['input_shape'] == [1, 3, 512, 512]  # crop_size
-    rows = {r['module']: r for r in res['modules']}
-    assert rows['backbone']['flops'] > 0 and rows['decode_head']['flops'] > rows['backbone']['flops']
-    assert rows['backbone']['attention'] == res['by_kind']['attention'] > 0
-
-
-def test_benchmark(jobs):
-    out = jobs.ok('bench')
-    with open(jobs.tmp / 'bench.json') as f:
-        res = json.load(f)
-    assert '3/3' in out  # mmengine's progress bar: 1 warm-up + 2 timed iterations
-    assert res['precision'] == 'float32' and res['batch_size'] == 2 and res['threads'] == 1
-    for phase in ('inference', 'train'):
-        r = res[phase]
-        assert r['iters'] == 2 and r['images_per_s'] > 0 and r['peak_memory_mb'] > 0
-        assert r['latency_ms_median'] > 0
-        assert r['images_per_s'] == pytest.approx(2 / (r['latency_ms_mean'] / 1e3))
-    assert 'images/s' in out and 'peak memory' in out
-
-
-def test_benchmark_amp_training_step(jobs):
-    benchmark = tool('benchmark')
-    res = benchmark.run(benchmark.parse_args([str(jobs.tiny), '--shape', '64', '--mode', 'train', '--iters', '1',
-                                              '--warmup', '1', '--amp']))
-    assert res['precision'] == ('float16' if torch.cuda.is_available() else 'bfloat16') + ' autocast'
-    assert 'inference' not in res and res['train']['iters'] == 1 and res['train']['images_per_s'] > 0
-
-
-def test_vis_wavelets(jobs, capsys):
-    out = jobs.ok('vis_ckpt')
-    _check_png(jobs.tmp / 'vis' / 'ckpt.png')
-    assert 'weights: tiny_backbone.pth' in out and 'RANDOM' not in out
-    assert 'loaded all' in out  # every backbone tensor came from the checkpoint
-    vis = tool('vis_wavelets')
-    out_png = str(jobs.tmp / 'random.png')
-    vis.run(vis.parse_args([IMAGE, '--size', '64', '--out', out_png]))
-    _check_png(out_png)
-    out = capsys.readouterr().out
-    assert 'RANDOM weights' in out and 'local branch (1, 16, 16, 16)' in out
-    err = float(out.split('inverse DWT ')[1].split()[0])
-    assert err < 1e-6  # the Haar transform of the image is inverted exactly
-
-
-def test_vis_wavelets_subbands_match_definition():
-    vis = tool('vis_wavelets')
-    img = vis.load_image(IMAGE, 32)
-    bands, recon = vis.image_subbands(img)
-    luma = vis.image_luma(img)
-    a, b, c, d = luma[0::2, 0::2], luma[0::2, 1::2], luma[1::2, 0::2], luma[1::2, 1::2]
-    expected = torch.stack([a + b + c + d, a + b - c - d, a - b + c - d, a - b - c + d]) / 2
-    assert torch.allclose(bands[0], expected, atol=1e-6)
-    assert torch.allclose(recon[0, 0], luma, atol=1e-6)
-
-
-def test_plot_curves(jobs, capsys):
-    out = jobs.ok('curves')
-    _check_png(jobs.tmp / 'work_dir' / 'curves.png')
-    assert '2 log(s)' in out and '6 training records, 3 validation records' in out
-    assert 'plotted loss, accuracy/top1, accuracy/top5' in out
-    plot_curves = tool('plot_curves')
-    work_dir = str(jobs.tmp / 'work_dir')
-    plot_curves.main([work_dir, '--keys', 'loss', 'lr', 'accuracy/top5', '--run', 'latest', '--out',
-                      str(jobs.tmp / 'latest.png'), '--smooth', '2'])
-    _check_png(jobs.tmp / 'latest.png')
-    out = capsys.readouterr().out
-    assert '1 log(s)' in out and '2 training records, 1 validation records' in out
-    train, val, by_epoch = plot_curves.read_records(plot_curves.find_logs(work_dir))
-    assert by_epoch and [r['iter'] for r in train] == [10, 20, 30, 40, 50, 60]
-    assert [(r['step'], r['accuracy/top1']) for r in val] == [(1, 40.0), (2, 55.0), (3, 61.5)]
-    with pytest.raises(KeyError, match=r"\['mIoU'\] not in the logs.*accuracy/top1"):
-        plot_curves.plot(work_dir, keys=['mIoU'])
-    with pytest.raises(FileNotFoundError, match='no mmengine JSON log'):
-        plot_curves.plot(str(jobs.tmp / 'vis'))
-
-
 # ------------------------------------------------------------------------------------------ model index
 #: the published results (official READMEs) every indexed model must carry, by config name
 PUBLISHED = {
@@ -344,6 +228,64 @@ def _indexed_models() -> List[dict]:
     return models
 
 
+@pytest.mark.parametrize('arch,size', [('b', 224), ('l', 224), ('s', 384)])
+def test_get_flops_other_variants(jobs, arch, size, capsys):
+    # (jobs: the subprocesses of this module start first and run while the in-process tests do)
+    get_flops = tool('get_flops')
+    name = f'wavevit-{arch}_8xb128_in1k-tokenlabel.py' if size == 224 else \
+        f'wavevit-{arch}_8xb32_in1k-384px-tokenlabel.py'
+    res = get_flops.run(get_flops.parse_args([osp.join(CLS_CONFIGS, name), '--depth', '0']))
+    check_paper_flops(res, arch, size)  # the 384 config's default shape is its CenterCrop size
+    assert f'Flops: {res["flops"] / 1e9:.3f} G' in capsys.readouterr().out
+
+
+def test_get_flops_counts_cpu_kernels_as_meta(jobs):
+    """SDPA's fused CPU kernel and the oneDNN linear count exactly as the meta forward's decomposed ops."""
+    get_flops = tool('get_flops')
+    common = [str(jobs.tiny), '--shape', '64', '--depth', '2']
+    cpu = get_flops.run(get_flops.parse_args(common + ['--device', 'cpu']))
+    meta = get_flops.run(get_flops.parse_args(common + ['--device', 'meta']))
+    macs = get_flops.run(get_flops.parse_args(common + ['--macs-only']))
+    assert cpu['device'] == 'cpu' and meta['device'] == 'meta'
+    assert cpu['by_kind'] == meta['by_kind'] and cpu['flops'] == meta['flops']
+    assert meta['by_kind']['attention'] > 0 and meta['by_kind']['linear_bias'] > 0
+    assert macs['flops'] == sum(meta['by_kind'][k] for k in ('conv', 'matmul', 'attention'))
+    assert meta['flops'] == macs['flops'] + sum(
+        meta['by_kind'][k] for k in ('conv_bias', 'linear_bias', 'batchnorm', 'relu'))
+    rows = {r['module']: r for r in meta['modules']}
+    stages = [rows[f'backbone.block{i}']['flops'] for i in range(1, 5)]
+    assert all(s > 0 for s in stages) and rows['backbone']['flops'] > sum(stages)
+
+
+def test_get_flops_segmentor(jobs, capsys):
+    get_flops = tool('get_flops')
+    cfg = osp.join(REPO_ROOT, 'configs', 'segmentation', 'upernet_wavevit-s_8xb2-160k_ade20k-512x512.py')
+    res = get_flops.run(get_flops.parse_args([cfg]))
+    assert res['task'] == 'segmentation' and res['input_shape'] == [1, 3, 512, 512]  # crop_size
+    rows = {r['module']: r for r in res['modules']}
+    assert rows['backbone']['flops'] > 0 and rows['decode_head']['flops'] > rows['backbone']['flops']
+    assert rows['backbone']['attention'] == res['by_kind']['attention'] > 0
+
+
+def test_benchmark_amp_training_step(jobs):
+    benchmark = tool('benchmark')
+    res = benchmark.run(benchmark.parse_args([str(jobs.tiny), '--shape', '64', '--mode', 'train', '--iters', '1',
+                                              '--warmup', '1', '--amp']))
+    assert res['precision'] == ('float16' if torch.cuda.is_available() else 'bfloat16') + ' autocast'
+    assert 'inference' not in res and res['train']['iters'] == 1 and res['train']['images_per_s'] > 0
+
+
+def test_vis_wavelets_subbands_match_definition():
+    vis = tool('vis_wavelets')
+    img = vis.load_image(IMAGE, 32)
+    bands, recon = vis.image_subbands(img)
+    luma = vis.image_luma(img)
+    a, b, c, d = luma[0::2, 0::2], luma[0::2, 1::2], luma[1::2, 0::2], luma[1::2, 1::2]
+    expected = torch.stack([a + b + c + d, a + b - c - d, a - b + c - d, a - b - c + d]) / 2
+    assert torch.allclose(bands[0], expected, atol=1e-6)
+    assert torch.allclose(recon[0, 0], luma, atol=1e-6)
+
+
 def test_model_index_lists_every_config_and_only_existing_ones():
     models = _indexed_models()
     indexed = [m['Config'] for m in models]
@@ -373,6 +315,65 @@ def test_model_index_carries_published_numbers_and_placeholder_weights():
                           (f'wavevit-{arch}_8xb32_in1k-384px-tokenlabel', 'flops384')):
             assert models[name]['Metadata']['FLOPs'] == round(PAPER[arch][key] * 1e9)
             assert models[name]['Metadata']['Parameters'] == PAPER[arch]['params']
+
+
+def test_get_flops_cli_wavevit_s(jobs):
+    out = jobs.ok('flops_s')
+    with open(jobs.tmp / 'flops_s.json') as f:
+        check_paper_flops(json.load(f), 's', 224)
+    assert 'Flops: 4.652 G' in out and 'Params: 22.690 M' in out
+    rows = [line.split()[0] for line in out.splitlines() if line.startswith(('backbone ', 'head '))]
+    assert rows == ['backbone', 'head']
+
+
+def test_benchmark(jobs):
+    out = jobs.ok('bench')
+    with open(jobs.tmp / 'bench.json') as f:
+        res = json.load(f)
+    assert '3/3' in out  # mmengine's progress bar: 1 warm-up + 2 timed iterations
+    assert res['precision'] == 'float32' and res['batch_size'] == 2 and res['threads'] == 1
+    for phase in ('inference', 'train'):
+        r = res[phase]
+        assert r['iters'] == 2 and r['images_per_s'] > 0 and r['peak_memory_mb'] > 0
+        assert r['latency_ms_median'] > 0
+        assert r['images_per_s'] == pytest.approx(2 / (r['latency_ms_mean'] / 1e3))
+    assert 'images/s' in out and 'peak memory' in out
+
+
+def test_vis_wavelets(jobs, capsys):
+    out = jobs.ok('vis_ckpt')
+    _check_png(jobs.tmp / 'vis' / 'ckpt.png')
+    assert 'weights: tiny_backbone.pth' in out and 'RANDOM' not in out
+    assert 'loaded all' in out  # every backbone tensor came from the checkpoint
+    vis = tool('vis_wavelets')
+    out_png = str(jobs.tmp / 'random.png')
+    vis.run(vis.parse_args([IMAGE, '--size', '64', '--out', out_png]))
+    _check_png(out_png)
+    out = capsys.readouterr().out
+    assert 'RANDOM weights' in out and 'local branch (1, 16, 16, 16)' in out
+    err = float(out.split('inverse DWT ')[1].split()[0])
+    assert err < 1e-6  # the Haar transform of the image is inverted exactly
+
+
+def test_plot_curves(jobs, capsys):
+    out = jobs.ok('curves')
+    _check_png(jobs.tmp / 'work_dir' / 'curves.png')
+    assert '2 log(s)' in out and '6 training records, 3 validation records' in out
+    assert 'plotted loss, accuracy/top1, accuracy/top5' in out
+    plot_curves = tool('plot_curves')
+    work_dir = str(jobs.tmp / 'work_dir')
+    plot_curves.main([work_dir, '--keys', 'loss', 'lr', 'accuracy/top5', '--run', 'latest', '--out',
+                      str(jobs.tmp / 'latest.png'), '--smooth', '2'])
+    _check_png(jobs.tmp / 'latest.png')
+    out = capsys.readouterr().out
+    assert '1 log(s)' in out and '2 training records, 1 validation records' in out
+    train, val, by_epoch = plot_curves.read_records(plot_curves.find_logs(work_dir))
+    assert by_epoch and [r['iter'] for r in train] == [10, 20, 30, 40, 50, 60]
+    assert [(r['step'], r['accuracy/top1']) for r in val] == [(1, 40.0), (2, 55.0), (3, 61.5)]
+    with pytest.raises(KeyError, match=r"\['mIoU'\] not in the logs.*accuracy/top1"):
+        plot_curves.plot(work_dir, keys=['mIoU'])
+    with pytest.raises(FileNotFoundError, match='no mmengine JSON log'):
+        plot_curves.plot(str(jobs.tmp / 'vis'))
 
 
 def test_mim_search_lists_every_model(jobs):

@@ -29,9 +29,13 @@ drops the bias / BatchNorm / ReLU terms and prints the pure multiply-add count.
 
 The model runs once on a synthetic batch of one image. ``--device auto`` (default) runs it on the ``meta``
 device (shapes only, no arithmetic, a fraction of a second even for Wave-ViT-L at 384) and falls back to a
-real forward on CPU/GPU for models with data-dependent steps (the NMS of detectors). Detectors are counted
-on a random-noise image with random weights: backbone, neck and RPN/dense heads are exact, while the RoI
-heads of two-stage detectors count the RoIs this run produced (reported separately in the table).
+real forward on CPU/GPU for models with data-dependent steps (the NMS of detectors). The forward is the
+model's ``tensor`` mode (no post-processing), or ``predict`` mode for the few whose tensor mode needs ground
+truth (Sparse R-CNN). Weights are random, initialised as the config says except that pretrained checkpoints
+are not loaded. Detectors are counted on a random-noise image: backbone, neck and RPN / dense heads are
+exact, while the RoI heads of two-stage detectors count the RoIs this run produced (separate table row).
+The "of which attention" column counts ``F.scaled_dot_product_attention`` calls; attention written as
+explicit matmuls (e.g. ``nn.MultiheadAttention`` in some mmdet heads) is in the ``matmul`` kind.
 
 Default shapes: 224 x 224 for classifiers (the test pipeline's ``CenterCrop`` size if it has one),
 1280 x 800 (W x H) for detectors, the config's ``crop_size`` (512 x 512) for segmentors.
@@ -222,12 +226,23 @@ class _OpMode(TorchDispatchMode):
         return out
 
 
-def count(model: nn.Module, data: Dict[str, Any]) -> FlopCounter:
-    """Run ``model`` once on ``data`` (``tensor`` mode) under a :class:`FlopCounter`."""
-    counter = FlopCounter(model)
-    with torch.no_grad(), counter:
-        model(data['inputs'], data['data_samples'], mode='tensor')
-    return counter
+def count(model: nn.Module, data: Dict[str, Any]) -> Tuple[FlopCounter, str]:
+    """Run ``model`` once on ``data`` under a :class:`FlopCounter`: in ``tensor`` mode (the network without
+    post-processing), or in ``predict`` mode for models whose tensor mode needs ground truth (Sparse R-CNN's
+    RoI head reads ``gt_instances``). Returns the counter and the mode used."""
+    try:
+        counter = FlopCounter(model)
+        with torch.no_grad(), counter:
+            model(data['inputs'], data['data_samples'], mode='tensor')
+        return counter, 'tensor'
+    except (AttributeError, KeyError) as tensor_error:  # a missing data-sample field
+        counter = FlopCounter(model)
+        try:
+            with torch.no_grad(), counter:
+                model(data['inputs'], data['data_samples'], mode='predict')
+        except Exception:  # noqa: BLE001  report the first failure, it names the cause
+            raise tensor_error
+        return counter, 'predict'
 
 
 def param_counts(model: nn.Module) -> Dict[str, int]:
@@ -267,7 +282,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         try:
             run_model = copy.deepcopy(model).to(device) if device == 'meta' else model.to(device)
             data = make_batch(run_model, scope, shape, batch_size=1)
-            counter, used, model = count(run_model, data), device, run_model
+            (counter, mode), used, model = count(run_model, data), device, run_model
             break
         except Exception as e:  # noqa: BLE001  a data-dependent op meta tensors cannot run
             if device != 'meta' or args.device != 'auto':
@@ -285,7 +300,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                          attention=counter.per_module.get(name, {}).get('attention', 0)))
     total = counter.total(args.macs_only)
     result = dict(
-        config=args.config, task=task_of(scope), input_shape=list(input_shape), device=used,
+        config=args.config, task=task_of(scope), input_shape=list(input_shape), device=used, forward_mode=mode,
         convention='macs-only' if args.macs_only else 'paper: MACs + bias, BatchNorm, ReLU element ops',
         flops=total, params=params[''], by_kind=dict(counter.totals), modules=rows,
         meta_fallback_reason=failure)
@@ -297,7 +312,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         f'Config: {args.config}',
         f'Model: {type(model).__name__} ({task_of(scope)}), input {input_shape} (B x C x H x W, padded as '
         'the data preprocessor pads)',
-        f'Counted on: {used}' + (f' (meta forward failed: {failure})' if failure else ''),
+        f'Counted on: {used}' + (f' (meta forward failed: {failure})' if failure else '')
+        + ('' if mode == 'tensor' else f', forward mode {mode!r} (the tensor mode needs ground truth)'),
         f'Flops: {fmt_g(total)}   [{result["convention"]}; attention matmuls included]',
         f'  by kind: {split}',
         f'Params: {fmt_m(params[""])}',

@@ -54,12 +54,31 @@ def _replace_sync_bn(node: Any) -> None:
             _replace_sync_bn(value)
 
 
-def build_model(cfg, device: str = 'cpu', init_weights: bool = False) -> nn.Module:
+def _strip_pretrained(node: Any) -> None:
+    """Drop ``Pretrained`` init_cfgs and ``pretrained`` paths (the analysis tools need no checkpoint files)."""
+    if isinstance(node, dict):
+        for key in list(node):
+            value = node[key]
+            if key == 'init_cfg' and isinstance(value, dict) and value.get('type') == 'Pretrained':
+                node[key] = None
+            elif key == 'init_cfg' and isinstance(value, list):
+                node[key] = [v for v in value if not (isinstance(v, dict) and v.get('type') == 'Pretrained')]
+            elif key == 'pretrained' and isinstance(value, str):
+                node[key] = None
+            else:
+                _strip_pretrained(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _strip_pretrained(value)
+
+
+def build_model(cfg, device: str = 'cpu', init_weights: bool = True) -> nn.Module:
     """Build ``cfg.model`` with the registry of the config's library, in eval mode, on ``device``.
 
-    SyncBN becomes BN (one process, possibly no CUDA). ``init_weights`` applies the config's ``init_cfg``
-    (pretrained checkpoints included); by default the modules keep their constructors' random weights, which
-    is all FLOPs counting and timing need.
+    SyncBN becomes BN (one process, possibly no CUDA). With ``init_weights`` (default) the modules get the
+    config's initialisation except pretrained checkpoints (``Pretrained`` init_cfgs are dropped), so heads
+    start from their usual priors (e.g. Sparse R-CNN's whole-image proposals) with random weights, no file
+    needed; without it they keep their constructors' weights.
     """
     import wavevit_mm  # noqa: F401  (registers WaveViT and the head)
     from mmengine.registry import init_default_scope
@@ -69,9 +88,17 @@ def build_model(cfg, device: str = 'cpu', init_weights: bool = False) -> nn.Modu
     importlib.import_module(f'{scope}.models')  # registers the library's models
     model_cfg = cfg.model.copy()
     _replace_sync_bn(model_cfg)
+    _strip_pretrained(model_cfg)
     model = registry.build(model_cfg)
     if init_weights:
-        model.init_weights()
+        from mmengine.logging import MMLogger
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel('WARNING')  # mmengine logs every initialised parameter at INFO
+        try:
+            model.init_weights()
+        finally:
+            logger.setLevel(level)
     return model.to(device).eval()
 
 
