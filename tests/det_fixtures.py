@@ -125,6 +125,15 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def mmdet_scope():
+    """mmdet as the default registry scope during a test, and the previous scope back afterwards (other
+    test modules build mmpretrain / mmseg models relying on their own scope)."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield
+
+
 def det_config_names() -> List[str]:
     """The shipped detection configs (file names), sorted."""
     return sorted(f for f in os.listdir(DET_CONFIG_DIR) if f.endswith('.py'))

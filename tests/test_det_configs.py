@@ -11,15 +11,14 @@ import pytest
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.model import revert_sync_batchnorm
-from mmengine.registry import init_default_scope
 
 from det_fixtures import (DET_CONFIG_DIR, box_sizes_ok, det_config_names, make_coco_fixture,  # noqa: F401
-                          one_torch_thread, synthetic_batch)
+                          mmdet_scope, one_torch_thread, synthetic_batch)
 
 import wavevit_mm  # noqa: F401  (registers WaveViT)
 from wavevit_mm.models.backbones.wavevit import WaveViT
 
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
+pytestmark = pytest.mark.usefixtures('one_torch_thread', 'mmdet_scope')
 
 #: config -> (model type, variant, published result quoted in its header)
 CONFIGS = {
@@ -157,7 +156,6 @@ def test_pipelines_on_photos(name, coco_root):
     from mmdet.registry import DATASETS
     model_type = CONFIGS[name][0]
     cfg = _load(name)
-    init_default_scope('mmdet')
     train = cfg.train_dataloader.dataset
     types = [t['type'] for t in _transforms(train.pipeline)]
     assert not any('size_divisor' in t for t in _transforms(train.pipeline))
@@ -199,7 +197,6 @@ def test_loss_and_predict(name):
     from mmdet.registry import MODELS
     model_type, variant, _ = CONFIGS[name]
     cfg = _load(name)
-    init_default_scope('mmdet')
     model = MODELS.build(_for_cpu_test(cfg))
     had_sync_bn = any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules())
     assert had_sync_bn == (model_type == 'CascadeRCNN')  # the official 4conv1fc heads use SyncBN

@@ -6,14 +6,14 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
-from mmengine.registry import init_default_scope
 
 from conftest import TINY_ARCH
-from det_fixtures import DET_CONFIG_DIR, make_coco_fixture, one_torch_thread, synthetic_batch  # noqa: F401
+from det_fixtures import (DET_CONFIG_DIR, make_coco_fixture, mmdet_scope, one_torch_thread,  # noqa: F401
+                          synthetic_batch)
 
 import wavevit_mm  # noqa: F401
 
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
+pytestmark = pytest.mark.usefixtures('one_torch_thread', 'mmdet_scope')
 
 MASK_RCNN_S = osp.join(DET_CONFIG_DIR, 'mask-rcnn_wavevit-s_fpn_1x_coco.py')
 
@@ -33,7 +33,6 @@ def test_missing_pretrained_checkpoint(tmp_path, monkeypatch):
     from mmdet.registry import MODELS
     monkeypatch.chdir(tmp_path)  # the configs' path is relative: checkpoints/wavevit-s_in1k.pth
     cfg = Config.fromfile(MASK_RCNN_S)
-    init_default_scope('mmdet')
     model = MODELS.build(cfg.model)
     with pytest.raises(FileNotFoundError, match=r'checkpoint file not found: checkpoints/wavevit-s_in1k\.pth'):
         model.init_weights()
@@ -48,7 +47,6 @@ def test_missing_annotation_file(tmp_path):
     from mmdet.registry import DATASETS
     root = make_coco_fixture(str(tmp_path / 'coco'))
     cfg = Config.fromfile(MASK_RCNN_S)
-    init_default_scope('mmdet')
     ds = cfg.train_dataloader.dataset
     ds.update(data_root=root, data_prefix=dict(img='train2017/'))  # ann_file: the config's instances_train2017
     assert DATASETS.build(ds.copy())[0]['inputs'].shape[0] == 3   # the fixture itself is complete
@@ -62,7 +60,6 @@ def test_images_smaller_than_32_pixels():
     multiple of 32, so a small image still runs; without that padding the backbone's message says what is
     wrong instead of a shape error deep inside the model."""
     from mmdet.registry import MODELS
-    init_default_scope('mmdet')
     cfg = _tiny_mask_rcnn_cfg()
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
     model.init_weights()
