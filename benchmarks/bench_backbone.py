@@ -47,7 +47,7 @@ import platform
 import statistics
 import sys
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import torch
 from torch import Tensor, nn
@@ -154,40 +154,55 @@ def set_with_cp(model: nn.Module, flag: bool) -> bool:
     return found
 
 
-def make_step(model: nn.Module, mode: str, x: Tensor) -> Optional[Callable[[], None]]:
-    """A closure running one step of ``mode``, or None if the model does not support the mode."""
-    if mode in ('fp32', 'bf16'):
-        autocast = mode == 'bf16'
+class Step:
+    """One step of a mode for one model: ``prepare()`` then ``run()`` (``prepare`` is not timed)."""
 
-        def infer() -> None:
-            model.eval()
-            with torch.inference_mode(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
-                model(x)
+    def __init__(self, model: nn.Module, mode: str, x: Tensor) -> None:
+        self.model, self.mode, self.x = model, mode, x
+        self.with_cp = mode == 'train_cp'
+        self.optimizer: Optional[torch.optim.Optimizer] = None
+        if mode.startswith('train'):
+            self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
-        return infer
+    def prepare(self) -> None:
+        if self.optimizer is None:
+            self.model.eval()
+        else:  # gradients of the previous step are dropped here, so a step allocates its own
+            set_with_cp(self.model, self.with_cp)
+            self.model.train()
+            self.optimizer.zero_grad(set_to_none=True)
 
-    with_cp = mode == 'train_cp'
-    if with_cp and not set_with_cp(model, True):
+    def run(self) -> None:
+        if self.optimizer is None:
+            with torch.inference_mode(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=self.mode == 'bf16'):
+                self.model(self.x)
+        else:
+            loss = sum(o.float().mean() for o in self.model(self.x))
+            loss.backward()
+            self.optimizer.step()
+
+    def state_mb(self) -> float:
+        """Memory held between steps: parameters, buffers and optimizer state (MB)."""
+        tensors = list(self.model.parameters()) + list(self.model.buffers())
+        if self.optimizer is not None:
+            tensors += [v for state in self.optimizer.state.values() for v in state.values()
+                        if isinstance(v, Tensor)]
+        return sum(t.numel() * t.element_size() for t in tensors) / 2**20
+
+
+def make_step(model: nn.Module, mode: str, x: Tensor) -> Optional[Step]:
+    """A step of ``mode``, or None if the model does not support the mode (``train_cp`` without ``with_cp``)."""
+    if mode == 'train_cp' and not set_with_cp(model, False):
         return None
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
-
-    def train() -> None:
-        set_with_cp(model, with_cp)
-        model.train()
-        optimizer.zero_grad(set_to_none=True)
-        loss = sum(o.float().mean() for o in model(x))
-        loss.backward()
-        optimizer.step()
-
-    return train
+    return Step(model, mode, x)
 
 
-def peak_memory(step: Callable[[], None]) -> float:
+def peak_memory(step: Step) -> float:
     """Peak tensor memory (MB) allocated by one run of ``step`` above what was live before it."""
     from torch.profiler import ProfilerActivity, profile
+    step.prepare()
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step()
+        step.run()
     events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
                     if e.name() == '[memory]')
     current = peak = 0
@@ -222,6 +237,7 @@ def run(args: argparse.Namespace) -> dict:
     load_before = os.getloadavg()
     start = time.time()
 
+    timer = time.perf_counter if args.timer == 'wall' else time.process_time
     results: Dict[str, Dict[str, dict]] = {name: {} for name in models}
     for mode in args.modes:
         steps = {name: make_step(model, mode, x) for name, model in models.items()}
@@ -230,16 +246,18 @@ def run(args: argparse.Namespace) -> dict:
         for r in range(args.warmup + args.repeats):
             k = r % len(active)
             for name in active[k:] + active[:k]:
-                t0 = time.perf_counter()
-                steps[name]()
+                steps[name].prepare()
+                t0 = timer()
+                steps[name].run()
                 if r >= args.warmup:
-                    times[name].append(time.perf_counter() - t0)
+                    times[name].append(timer() - t0)
         for name in active:
             median = statistics.median(times[name])
             results[name][mode] = dict(images_per_s=args.batch / median, median_s=median, times_s=times[name],
-                                       peak_mb=peak_memory(steps[name]))
+                                       peak_mb=peak_memory(steps[name]), state_mb=steps[name].state_mb())
             print(f'  {mode:8s} {name:9s} {args.batch / median:7.2f} img/s  '
-                  f'peak {results[name][mode]["peak_mb"]:8.1f} MB', flush=True)
+                  f'peak {results[name][mode]["peak_mb"]:8.1f} MB (+{results[name][mode]["state_mb"]:.0f} MB '
+                  'parameters/buffers/optimizer state)', flush=True)
         for name, model in models.items():
             set_with_cp(model, False)
 
@@ -247,6 +265,7 @@ def run(args: argparse.Namespace) -> dict:
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         command='python benchmarks/bench_backbone.py ' + ' '.join(sys.argv[1:]),
         batch=args.batch, size=args.size, warmup=args.warmup, repeats=args.repeats, threads=threads,
+        timer=args.timer,
         cpu=cpu_name(), cpu_count=os.cpu_count(), torch=torch.__version__, python=platform.python_version(),
         load_average_before=load_before, load_average_after=os.getloadavg(),
         wall_time_s=time.time() - start, equivalence_max_abs_diff=equivalence,
@@ -276,16 +295,19 @@ def ratios(results: Dict[str, Dict[str, dict]]) -> Dict[str, float]:
         a, b = ips(ours, 'bf16'), ips(ours, 'fp32')
         if a and b:
             out[f'{ours} bf16 / fp32 speed'] = a / b
-        cp_mem = results.get(ours, {}).get('train_cp', {}).get('peak_mb')
-        mem = results.get(ours, {}).get('train', {}).get('peak_mb')
-        if cp_mem and mem:
-            out[f'{ours} train_cp / train peak memory'] = cp_mem / mem
+        cp = results.get(ours, {}).get('train_cp')
+        plain = results.get(ours, {}).get('train')
+        if cp and plain:
+            out[f'{ours} train_cp / train peak memory'] = cp['peak_mb'] / plain['peak_mb']
+            out[f'{ours} train_cp / train peak memory incl. state'] = \
+                (cp['peak_mb'] + cp['state_mb']) / (plain['peak_mb'] + plain['state_mb'])
     return out
 
 
 def print_table(report: dict) -> None:
     modes = [m for m in ALL_MODES if any(m in r for r in report['results'].values())]
-    print(f"\nbatch {report['batch']} at {report['size']}x{report['size']}, {report['threads']} threads "
+    print(f"\nbatch {report['batch']} at {report['size']}x{report['size']}, {report['threads']} threads, "
+          f"{report['timer']} time "
           f"({report['cpu']}, {report['cpu_count']} cores), torch {report['torch']}, median of "
           f"{report['repeats']} after {report['warmup']} warm-up, load average before/after "
           f"{report['load_average_before'][0]:.2f}/{report['load_average_after'][0]:.2f}")
@@ -312,6 +334,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=2, help='discarded rounds per mode')
     parser.add_argument('--repeats', type=int, default=5, help='timed rounds per mode (median taken)')
     parser.add_argument('--threads', type=int, default=None, help='defaults to os.cpu_count()')
+    parser.add_argument('--timer', choices=['wall', 'cpu'], default='wall',
+                        help="'wall': elapsed time (the result); 'cpu': CPU time of this process "
+                        '(time.process_time), a cross-check that other load on the machine disturbs less; '
+                        'use it with --threads 1, as idle OpenMP threads spin and count as busy')
     parser.add_argument('--out', default=None, help='JSON path; default benchmarks/results/bench_b{batch}_{size}.json')
     args = parser.parse_args(argv)
     if args.size % 32:
@@ -323,7 +349,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     report = run(args)
     print_table(report)
-    out = args.out or os.path.join(HERE, 'results', f'bench_b{args.batch}_{args.size}.json')
+    suffix = '' if args.timer == 'wall' else f'_{args.timer}time_{torch.get_num_threads()}thread'
+    out = args.out or os.path.join(HERE, 'results', f'bench_b{args.batch}_{args.size}{suffix}.json')
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, 'w') as f:
         json.dump(report, f, indent=1)

@@ -79,6 +79,8 @@ def _probe_onednn_conv_gelu() -> Optional[Callable[..., Tensor]]:
 
 
 _ONEDNN_CONV_GELU = _probe_onednn_conv_gelu()
+#: whether oneDNN has native bfloat16 kernels on this CPU (else the fused op is not used under bf16 autocast)
+_ONEDNN_BF16 = bool(getattr(torch.ops.mkldnn, '_is_mkldnn_bf16_supported', lambda: False)())
 
 
 def _plain_fp32_cpu(x: Tensor, weight: Tensor) -> bool:
@@ -210,15 +212,34 @@ class Mlp(nn.Module):
 
     def forward(self, x: Tensor, hw: HW) -> Tensor:
         x = self.fc1(x)
-        conv = self.dwconv.dwconv
-        if _ONEDNN_CONV_GELU is not None and not _needs_grad(x, conv.weight, conv.bias) \
-                and _plain_fp32_cpu(x, conv.weight):
+        dtype = self._fused_dtype(x)
+        if dtype is not None:
             # inference: the convolution with the GELU fused into it (one pass over the hidden features less)
-            x = _ONEDNN_CONV_GELU(_tokens_to_map(x, hw), conv.weight, conv.bias, conv.padding, conv.stride,
-                                  conv.dilation, conv.groups, 'gelu', [], 'none').flatten(2).transpose(1, 2)
+            conv = self.dwconv.dwconv
+            x = _ONEDNN_CONV_GELU(_tokens_to_map(x, hw), conv.weight.to(dtype), conv.bias.to(dtype), conv.padding,
+                                  conv.stride, conv.dilation, conv.groups, 'gelu', [], 'none')
+            x = x.flatten(2).transpose(1, 2)
         else:
             x = self.act(self.dwconv(x, hw))
         return self.fc2(x)
+
+    def _fused_dtype(self, x: Tensor) -> Optional[torch.dtype]:
+        """The dtype to run the fused convolution + GELU in, or None for the standard ops.
+
+        Inference only (the fused op has no backward): float32 as is, or bfloat16 under CPU autocast (where
+        the convolution would run in bfloat16 anyway).
+        """
+        conv = self.dwconv.dwconv
+        if (_ONEDNN_CONV_GELU is None or x.device.type != 'cpu' or conv.bias is None
+                or _needs_grad(x, conv.weight, conv.bias) or _tracing()):
+            return None
+        if conv.weight.dtype != torch.float32:
+            return None
+        if not torch.is_autocast_enabled('cpu'):
+            return torch.float32 if x.dtype == torch.float32 else None
+        if x.dtype == torch.bfloat16 == torch.get_autocast_dtype('cpu') and _ONEDNN_BF16:
+            return torch.bfloat16
+        return None
 
 
 def _split_heads(x: Tensor, num_heads: int) -> Tensor:
