@@ -41,7 +41,6 @@ Default shapes: 224 x 224 for classifiers (the test pipeline's ``CenterCrop`` si
 1280 x 800 (W x H) for detectors, the config's ``crop_size`` (512 x 512) for segmentors.
 """
 import argparse
-import copy
 import json
 import math
 import os.path as osp
@@ -272,17 +271,22 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         shape = tuple(args.shape)
     else:
         raise ValueError(f'--shape takes H or H W, got {args.shape}')
-    model = build_model(cfg, 'cpu')
-    params = param_counts(model)
-
     devices = ['meta', 'cuda' if torch.cuda.is_available() else 'cpu'] if args.device == 'auto' else [
         args.device]
-    counter, used, failure = None, None, None
+    # on meta the weights do not matter: skip their initialisation; a real forward gets a fresh, initialised model
+    model = build_model(cfg, 'cpu', init_weights=devices[0] != 'meta')
+    params = param_counts(model)
+    counter, used, failure, mode = None, None, None, 'tensor'
     for device in devices:
         try:
-            run_model = copy.deepcopy(model).to(device) if device == 'meta' else model.to(device)
-            data = make_batch(run_model, scope, shape, batch_size=1)
-            (counter, mode), used, model = count(run_model, data), device, run_model
+            if device == 'meta':
+                model = model.to('meta')
+            elif next(model.parameters()).device.type == 'meta':
+                model = build_model(cfg, device)
+            else:
+                model = model.to(device)
+            data = make_batch(model, scope, shape, batch_size=1)
+            (counter, mode), used = count(model, data), device
             break
         except Exception as e:  # noqa: BLE001  a data-dependent op meta tensors cannot run
             if device != 'meta' or args.device != 'auto':
