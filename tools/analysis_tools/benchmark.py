@@ -197,7 +197,13 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         result['inference'] = benchmark_inference(model, data, args, device, autocast)
     if args.mode in ('both', 'train'):
         data = make_batch(model, scope, shape, args.batch_size, with_gt=True)
-        result['train'] = benchmark_train(model, data, args, device, autocast, amp_dtype, _config_lr(cfg))
+        try:
+            result['train'] = benchmark_train(model, data, args, device, autocast, amp_dtype, _config_lr(cfg))
+        except ValueError as e:
+            if 'Expected more than 1 value per channel' in str(e):
+                raise ValueError(f'{e}\nA BatchNorm of this model sees a single value per channel in training '
+                                 f'(e.g. the 1x1 pooling branch of UPerHead): use --batch-size 2 or more.') from e
+            raise
 
     lines = ['=' * 72]
     for phase in ('inference', 'train'):
