@@ -52,9 +52,12 @@ def test_train_and_test_tools(tmp_path, coco_root):
     cfg = tmp_path / 'mask-rcnn_wavevit-s_fpn_1x_coco_tiny.py'
     cfg.write_text(
         f"_base_ = {osp.join(DET_CONFIG_DIR, 'mask-rcnn_wavevit-s_fpn_1x_coco.py')!r}\n"
-        # the pretrained file's path; CPU-test size: 128 RoIs per image for the box and mask heads (not 512)
+        # the pretrained file's path; CPU-test size: 128 RoIs per image for the box and mask heads (not 512);
+        # at test time no score threshold (a 2-iteration model rarely scores 0.05, and CocoMetric prints no
+        # table for an empty result), at most 20 detections per image
         f"model = dict(backbone=dict(init_cfg=dict(checkpoint={str(pretrained)!r})),\n"
-        "             train_cfg=dict(rcnn=dict(sampler=dict(num=128))))\n"
+        "             train_cfg=dict(rcnn=dict(sampler=dict(num=128))),\n"
+        "             test_cfg=dict(rcnn=dict(score_thr=0., max_per_img=20)))\n"
         "train_cfg = dict(max_epochs=1)\n"
         + FP32_OPTIM
         + small_data_config(coco_root)
