@@ -92,26 +92,15 @@ def test_tools_test_prints_miou(trained):
     assert re.search(r'\|\s+wall\s+\|', log)  # the per-class table
 
 
-def _tta_config(cfg):
-    """What ``--tta`` does in mmseg's tools/test.py: the config's tta_pipeline and tta_model."""
-    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-    cfg.tta_model.module = cfg.model
-    cfg.model = cfg.tta_model
-    return cfg
-
-
 def test_multiscale_flip_test_setting(trained):
-    from mmengine.config import Config
-    from wavevit_mm.engine.launch import adapt_to_device, build_runner
-    cfg = _tta_config(Config.fromfile(trained['cfg_path']))
-    cfg.test_dataloader.dataset.indices = [1]  # the second validation image only: 12 passes per image
-    cfg.load_from = trained['wall_ckpt']
-    cfg.work_dir = str(trained['tmp'] / 'test_tta')
-    cfg.launcher = 'none'
-    runner = build_runner(adapt_to_device(cfg))
-    assert type(runner.model).__name__ == 'SegTTAModel'
-    metrics = runner.test()
-    assert metrics['mIoU'] == pytest.approx(_expected_miou_all_wall(images={2}), abs=0.01)
+    """tools/test.py --tta: the config's tta_pipeline (scales x flips) and SegTTAModel."""
+    log = _run_tool('test.py', trained['cfg_path'], trained['wall_ckpt'], '--tta', '--work-dir',
+                    str(trained['tmp'] / 'test_tta'), '--cfg-options', 'test_dataloader.dataset.indices=[1]',
+                    cwd=str(trained['tmp']))  # the second validation image only: 12 passes per image
+    assert 'SegTTAModel' in log
+    m = re.search(r'Iter\(test\) \[1/1\].*?mIoU: ([0-9.]+)', log)
+    assert m, log[-3000:]
+    assert float(m.group(1)) == pytest.approx(_expected_miou_all_wall(images={2}), abs=0.01)
 
 
 @pytest.fixture(scope='module')
