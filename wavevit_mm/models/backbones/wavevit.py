@@ -57,7 +57,7 @@ def _probe_onednn_linear() -> Optional[Callable[..., Tensor]]:
         ok = torch.allclose(op(x, w, b, 'none', [], ''), F.linear(x, w, b), rtol=1e-5, atol=1e-5)
         ok = ok and torch.allclose(op(x, w, None, 'none', [], ''), F.linear(x, w), rtol=1e-5, atol=1e-5)
         return op if ok and torch.backends.mkldnn.is_available() else None
-    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
+    except (AttributeError, RuntimeError, TypeError):  # pragma: no cover - builds without oneDNN / other API
         return None
 
 
@@ -74,7 +74,7 @@ def _probe_onednn_conv_gelu() -> Optional[Callable[..., Tensor]]:
         out = op(x, w, b, [1, 1], [1, 1], [1, 1], 6, 'gelu', [], 'none')
         ok = torch.allclose(out, F.gelu(F.conv2d(x, w, b, padding=1, groups=6)), rtol=1e-5, atol=1e-5)
         return op if ok and out.is_contiguous(memory_format=torch.channels_last) else None
-    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
+    except (AttributeError, RuntimeError, TypeError):  # pragma: no cover - builds without oneDNN / other API
         return None
 
 
@@ -610,8 +610,14 @@ class WaveViT(BaseModule):
         checkpoint that provides less than half of the backbone's tensors, or tensors of the wrong shape (a
         checkpoint of another variant), is an error.
         """
-        state_dict = to_backbone_state_dict(
-            unwrap_state_dict(load_checkpoint_file(checkpoint, map_location=map_location)), prefix=prefix)
+        try:
+            raw = load_checkpoint_file(checkpoint, map_location=map_location)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(
+                f'{exc}. Wave-ViT ImageNet weights are made from the official release with '
+                'python tools/model_converters/wavevit2mm.py OFFICIAL.pth.tar CONVERTED.pth '
+                '(or pass the official file itself with prefix=\'\')') from None
+        state_dict = to_backbone_state_dict(unwrap_state_dict(raw), prefix=prefix)
         own = self.state_dict()
         mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
                       for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
