@@ -35,7 +35,7 @@ def official(tmp_path_factory):
 
 def test_round_trip_strict_and_identical_logits(official, tmp_path):
     ref, src = official
-    dst = tmp_path / 'converted.pth'
+    dst = tmp_path / 'checkpoints' / 'converted.pth'  # the output folder is created
     result = convert(src, dst)
     assert result.returncode == 0, result.stderr
     assert 'token-labeling aux head: True' in result.stdout

@@ -13,6 +13,7 @@ checkpoints, with ``optimizer``, ``args`` (an ``argparse.Namespace``) and so on)
 is read with ``torch.load(weights_only=True)``; one that would need arbitrary unpickling is refused.
 """
 import argparse
+import os
 import os.path as osp
 import sys
 
@@ -65,6 +66,7 @@ def main(argv=None) -> int:
         return 1
     arch = infer_arch(state_dict)
     aux = any(k.startswith('head.aux_fc.') for k in converted)
+    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     torch.save({'meta': {'arch': arch, 'aux_head': aux, 'source': osp.basename(args.src),
                          'converter': 'wavevit_mm/tools/model_converters/wavevit2mm.py'},
                 'state_dict': converted}, args.dst)
