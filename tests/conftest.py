@@ -18,6 +18,16 @@ TINY_ARCH = dict(stem_channels=8, embed_dims=[16, 32, 48, 64], num_heads=[1, 2, 
 TINY_REF = dict(stem=8, dims=[16, 32, 48, 64], heads=[1, 2, 3, 4], depths=[1, 1, 2, 1])
 
 
+@pytest.fixture(scope='module')
+def one_torch_thread():
+    """Run a module's tests with one intra-op thread (restored afterwards): models of many small ops on tiny
+    inputs gain little from a second thread on an idle machine and lose several times on a busy one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

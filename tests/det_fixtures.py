@@ -113,18 +113,6 @@ default_hooks = dict(logger=dict(interval=1))
 '''
 
 
-@pytest.fixture(scope='module', autouse=False)
-def one_torch_thread():
-    """Run a module's tests with one intra-op thread (restored afterwards): the detection models are many
-    small ops, where a second thread gains little on an idle machine and costs several times the run time on
-    a busy one (measured: 6x on 2 cores shared with other jobs)."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def mmdet_scope():
     """mmdet as the default registry scope during a test, and the previous scope back afterwards (other

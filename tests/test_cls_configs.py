@@ -23,13 +23,7 @@ IN1K = {  # config -> (arch, last-stage channels, heads, drop path, token labeli
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are run on tiny inputs, where one thread beats two fighting over a loaded machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def load(name):

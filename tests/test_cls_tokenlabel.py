@@ -17,12 +17,7 @@ QUAD_COLOR = {1: (255, 0, 0), 2: (0, 255, 0), 3: (0, 0, 255), 4: (255, 255, 255)
 IMG_H, IMG_W, MAP_H, MAP_W = 48, 64, 6, 8  # non-square, so an x / y mix-up shows
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def quadrant_map():

@@ -19,12 +19,7 @@ B_CFG = osp.join(REPO_ROOT, 'configs', 'classification', 'wavevit-b_8xb128_in1k.
 WNIDS = ('n01440764', 'n01443537')
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def make_imagenet(root, n_train=2, n_val=1):

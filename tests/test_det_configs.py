@@ -13,7 +13,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.model import revert_sync_batchnorm
 
 from det_fixtures import (DET_CONFIG_DIR, box_sizes_ok, det_config_names, make_coco_fixture,  # noqa: F401
-                          mmdet_scope, one_torch_thread, synthetic_batch)
+                          mmdet_scope, synthetic_batch)
 
 import wavevit_mm  # noqa: F401  (registers WaveViT)
 from wavevit_mm.models.backbones.wavevit import WaveViT

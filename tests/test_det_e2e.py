@@ -28,7 +28,7 @@ FP32_OPTIM = ("optim_wrapper = dict(_delete_=True, type='OptimWrapper', "
 
 
 def _run(cmd, cwd, timeout=600):
-    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')  # see det_fixtures.one_torch_thread
+    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')  # see conftest.one_torch_thread
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f'{" ".join(cmd)} failed ({proc.returncode}):\n{out[-6000:]}'

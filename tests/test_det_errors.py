@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 
 from conftest import TINY_ARCH
-from det_fixtures import (DET_CONFIG_DIR, make_coco_fixture, mmdet_scope, one_torch_thread,  # noqa: F401
+from det_fixtures import (DET_CONFIG_DIR, make_coco_fixture, mmdet_scope,  # noqa: F401
                           synthetic_batch)
 
 import wavevit_mm  # noqa: F401

@@ -43,17 +43,6 @@ def config_scope(cfg) -> str:
     return scope
 
 
-def _replace_sync_bn(node: Any) -> None:
-    if isinstance(node, dict):
-        if node.get('type') in ('SyncBN', 'MMSyncBN', 'TorchSyncBN'):
-            node['type'] = 'BN'
-        for value in node.values():
-            _replace_sync_bn(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _replace_sync_bn(value)
-
-
 def _strip_pretrained(node: Any) -> None:
     """Drop ``Pretrained`` init_cfgs and ``pretrained`` paths (the analysis tools need no checkpoint files)."""
     if isinstance(node, dict):
@@ -82,12 +71,13 @@ def build_model(cfg, device: str = 'cpu', init_weights: bool = True) -> nn.Modul
     """
     import wavevit_mm  # noqa: F401  (registers WaveViT and the head)
     from mmengine.registry import init_default_scope
+    from wavevit_mm.engine.launch import replace_sync_bn
     scope = config_scope(cfg)
     init_default_scope(scope)
     registry = importlib.import_module(f'{scope}.registry').MODELS
     importlib.import_module(f'{scope}.models')  # registers the library's models
     model_cfg = cfg.model.copy()
-    _replace_sync_bn(model_cfg)
+    replace_sync_bn(model_cfg)
     _strip_pretrained(model_cfg)
     model = registry.build(model_cfg)
     if init_weights:

@@ -49,7 +49,7 @@ def load_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def _replace_sync_bn(node: Any) -> int:
+def replace_sync_bn(node: Any) -> int:
     """Turn every ``norm_cfg``-style ``dict(type='SyncBN', ...)`` into ``BN``; returns how many."""
     count = 0
     if isinstance(node, dict):
@@ -57,10 +57,10 @@ def _replace_sync_bn(node: Any) -> int:
             node['type'] = 'BN'
             count += 1
         for value in node.values():
-            count += _replace_sync_bn(value)
+            count += replace_sync_bn(value)
     elif isinstance(node, (list, tuple)):
         for value in node:
-            count += _replace_sync_bn(value)
+            count += replace_sync_bn(value)
     return count
 
 
@@ -72,7 +72,7 @@ def adapt_to_device(cfg: Config) -> Config:
     cfg.custom_hooks = custom_hooks
     if torch.cuda.is_available():
         return cfg
-    n = _replace_sync_bn(cfg.get('model'))
+    n = replace_sync_bn(cfg.get('model'))
     if n:
         print_log(f'no CUDA device: {n} SyncBN layer config(s) use BN instead', logger='current')
     optim_wrapper = cfg.get('optim_wrapper')
