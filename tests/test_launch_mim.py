@@ -2,10 +2,10 @@
 the repository, the training with mim's ``--launcher pytorch --gpus 2`` (2 CPU processes, gloo).
 
 mim 0.3.9 finds the package's ``tools/train.py`` / ``tools/test.py`` under ``<distribution location>/wavevit_mm/
-.mim/tools``. For pip's editable installs (PEP 660) the distribution's metadata lives in site-packages, where
-there is no ``wavevit_mm`` directory, so mim needs the checkout on ``PYTHONPATH``: pkg_resources then finds the
-checkout's ``wavevit_mm.egg-info`` first and mim uses the ``wavevit_mm/.mim`` links that ``pip install -e .``
-made (docs/distributed.md). The test runs mim exactly that way.
+.mim/tools``; tools/setup_env.sh installs the checkout with an egg-link so that location is the checkout
+(tests/test_registry.py checks mim without ``PYTHONPATH``). The launched processes here get the checkout and the
+fixture directory on ``PYTHONPATH`` (for the fixture's hooks), which is also the documented way for PEP 660
+editable installs (docs/distributed.md).
 """
 import os.path as osp
 import shutil

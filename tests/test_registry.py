@@ -62,3 +62,16 @@ def test_without_mmpretrain_installed():
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ['WaveViT', 'False']
+
+
+def test_mim_finds_the_package_without_pythonpath(tmp_path):
+    """tools/setup_env.sh installs the package so that mim finds wavevit_mm/.mim from any directory."""
+    import os
+    mim = os.path.join(os.path.dirname(sys.executable), 'mim')
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    result = subprocess.run([mim, 'search', 'wavevit_mm', '--field', 'config'], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for config in ('wavevit-s_8xb128_in1k', 'mask-rcnn_wavevit-s_fpn_1x_coco',
+                   'upernet_wavevit-b_8xb2-160k_ade20k-512x512'):
+        assert f'config id: {config}' in result.stdout

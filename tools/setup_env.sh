@@ -33,8 +33,10 @@ PY="$VENV/bin/python"
 PIP=("$PY" -m pip install --disable-pip-version-check)
 
 log "torch $TORCH_VERSION, torchvision $TORCHVISION_VERSION and build tools"
+# setuptools < 81: mmcv's setup.py imports pkg_resources. < 80: the editable install below can still be the
+# classic `setup.py develop` one (see there).
 "${PIP[@]}" "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" \
-    "numpy==2.3.5" "setuptools<81" wheel ninja
+    "numpy==2.3.5" "setuptools<80" wheel ninja
 
 # mmcv: PyPI only has the source distribution. Build it once (ops on CPU) and cache the wheel.
 WHEEL_DIR="$CACHE/mmcv-$MMCV_VERSION-torch$TORCH_VERSION-$("$PY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
@@ -63,7 +65,10 @@ log "OpenMMLab libraries and test tools"
 "${PIP[@]}" -r "$REPO_DIR/requirements/mim.txt"
 
 log "wavevit_mm (editable)"
-"${PIP[@]}" --no-deps --no-build-isolation -e "$REPO_DIR"
+# The classic develop install (an egg-link to this checkout) rather than a PEP 660 one: mim 0.3.9 finds a
+# package's tools and configs under its distribution's location, which a PEP 660 editable install puts in
+# site-packages, where there is no wavevit_mm/.mim. With the egg-link, `mim train/test/search wavevit_mm` work.
+"${PIP[@]}" --no-deps --no-build-isolation --no-use-pep517 -e "$REPO_DIR"
 
 "$PY" - <<'PYEOF'
 import mmcv, mmdet, mmengine, mmpretrain, mmseg, torch, torchvision
