@@ -14,7 +14,6 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without install
 
 from wavevit_mm.engine.launch import add_common_args, adapt_to_device, build_runner, load_config, set_tta  # noqa
-from wavevit_mm.engine.checkpoint_check import check_checkpoint_fits  # noqa
 
 
 def parse_args(argv=None):
@@ -37,8 +36,9 @@ def main(argv=None):
     cfg.load_from = args.checkpoint
     if args.tta:
         set_tta(cfg)
+    # mmengine would only warn on a mismatch and then test random weights
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(type='CheckpointFitHook')]
     runner = build_runner(adapt_to_device(cfg))
-    check_checkpoint_fits(runner.model, args.checkpoint)  # mmengine would only warn on a mismatch
     if args.out is not None:
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))

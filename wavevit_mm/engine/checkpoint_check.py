@@ -1,15 +1,16 @@
 """Refuse to evaluate a checkpoint that does not fit the model (mmengine only warns, then tests random weights).
 
-``tools/test.py`` calls :func:`check_checkpoint_fits` after building the model and before loading weights, so a
-checkpoint of another variant (e.g. Wave-ViT-S weights with a B config), of another task, or an unconverted
-official file stops the run with a message naming what does not match.
+``tools/test.py`` adds :class:`CheckpointFitHook`: when the Runner has read the checkpoint and before it loads
+the weights, a checkpoint of another variant (e.g. Wave-ViT-S weights with a B config), of another task, or an
+unconverted official file stops the run with a message naming what does not match. The file is read once.
 """
-from typing import List
+from typing import List, Mapping
 
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
 from torch import nn
 
 from ..models.ckpt_convert import is_official, unwrap_state_dict
-from ..utils.safe_load import load_checkpoint_file
 
 
 class CheckpointMismatchError(ValueError):
@@ -20,27 +21,28 @@ def _examples(items: List[str], n: int = 5) -> str:
     return ', '.join(items[:n]) + (f' (+{len(items) - n} more)' if len(items) > n else '')
 
 
-def check_checkpoint_fits(model: nn.Module, checkpoint: str) -> None:
+def check_checkpoint_fits(model: nn.Module, checkpoint: Mapping, source: str) -> None:
     """Raise :class:`CheckpointMismatchError` unless ``checkpoint`` holds exactly the model's tensors and shapes.
 
     Args:
-        model (nn.Module): The model (a DDP-style wrapper with ``.module`` is unwrapped).
-        checkpoint (str): Path of the checkpoint, read weights-only.
+        model (nn.Module): The model (a wrapper with ``.module``, e.g. DDP or a TTA model, is unwrapped).
+        checkpoint (Mapping): The loaded checkpoint (a state dict, or one under ``state_dict`` / ``model``).
+        source (str): Where it came from, for the message.
     """
     model = getattr(model, 'module', model)
-    state = unwrap_state_dict(load_checkpoint_file(checkpoint, map_location='cpu'))
+    state = unwrap_state_dict(checkpoint)
     expected = model.state_dict()
     if is_official(state) and not any(k in expected for k in state):
         raise CheckpointMismatchError(
-            f'{checkpoint} is an official Wave-ViT checkpoint; convert it first: '
-            f'python tools/model_converters/wavevit2mm.py {checkpoint} OUT.pth')
+            f'{source} is an official Wave-ViT checkpoint; convert it first: '
+            f'python tools/model_converters/wavevit2mm.py {source} OUT.pth')
     shape = [f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}'
              for k, v in expected.items() if k in state and hasattr(state[k], 'shape')
              and tuple(state[k].shape) != tuple(v.shape)]
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     if shape or missing or unexpected:
-        lines = [f'checkpoint {checkpoint} does not fit the model of this config '
+        lines = [f'checkpoint {source} does not fit the model of this config '
                  '(a checkpoint of another variant, e.g. Wave-ViT-S weights with a B or L config, or of '
                  'another model / number of classes?):']
         if shape:
@@ -50,3 +52,11 @@ def check_checkpoint_fits(model: nn.Module, checkpoint: str) -> None:
         if unexpected:
             lines.append(f'  {len(unexpected)} tensors not in the model: {_examples(unexpected)}')
         raise CheckpointMismatchError('\n'.join(lines))
+
+
+@HOOKS.register_module()
+class CheckpointFitHook(Hook):
+    """Check the checkpoint the Runner has just read against its model, before the weights are loaded."""
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        check_checkpoint_fits(runner.model, checkpoint, str(runner.cfg.get('load_from')))
