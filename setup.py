@@ -63,7 +63,8 @@ if __name__ == '__main__':
         python_requires='>=3.8',
         packages=find_packages(exclude=('configs', 'tools', 'tests', 'benchmarks', 'docs')),
         include_package_data=True,
-        package_data={'wavevit_mm': ['.mim/model-index.yml', '.mim/configs/**/*', '.mim/tools/**/*']},
+        package_data={'wavevit_mm': ['.mim/model-index.yml', '.mim/configs/**/*', '.mim/tools/**/*',
+                                   'testing/configs/*.py']},
         install_requires=['torch>=2.0', 'mmengine>=0.10.0,<1.0', 'mmcv>=2.0.0,<2.2.0'],
         extras_require={
             'cls': ['mmpretrain>=1.2.0'],

@@ -1,21 +1,11 @@
+"""Suite-wide settings and fixtures. Shared helpers (the reference model, tiny archs, data makers) live in
+:mod:`wavevit_mm.testing`, the way ``mmengine.testing`` / ``mmdet.testing`` hold theirs."""
 import os
-import sys
 
 import pytest
 import torch
 
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(TESTS_DIR)
-sys.path.insert(0, TESTS_DIR)  # reference_wavevit and fixture helpers
-
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-
-#: a small arch for fast tests: every code path of the real ones (wavelet stages with sr 4 and 2, plain
-#: attention stages) at a fraction of the cost
-TINY_ARCH = dict(stem_channels=8, embed_dims=[16, 32, 48, 64], num_heads=[1, 2, 3, 4], depths=[1, 1, 2, 1],
-                 mlp_ratios=[8, 8, 4, 4], sr_ratios=[4, 2, 1, 1])
-#: the same arch in the reference's notation
-TINY_REF = dict(stem=8, dims=[16, 32, 48, 64], heads=[1, 2, 3, 4], depths=[1, 1, 2, 1])
 
 
 @pytest.fixture(scope='module')
@@ -33,16 +23,24 @@ def _seed():
     torch.manual_seed(0)
 
 
-def randomize_norm_stats(model):
-    """Give BatchNorm layers non-trivial running statistics and affine parameters (eval-mode tests)."""
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-        elif isinstance(m, torch.nn.LayerNorm):
-            m.weight.data.copy_(torch.rand(m.normalized_shape, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.normalized_shape, generator=g) * 0.1)
-    return model
+def _scope(name: str):
+    """``name`` as mmengine's default registry scope during a test, the previous scope back afterwards (test
+    modules build models of all three libraries; none may leave its scope behind for the next)."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope(name):
+        yield
+
+
+@pytest.fixture
+def mmdet_scope():
+    yield from _scope('mmdet')
+
+
+@pytest.fixture
+def mmseg_scope():
+    yield from _scope('mmseg')
+
+
+@pytest.fixture
+def mmpretrain_scope():
+    yield from _scope('mmpretrain')

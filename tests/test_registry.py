@@ -3,7 +3,8 @@ import sys
 import textwrap
 
 import pytest
-from conftest import REPO_ROOT, TINY_ARCH
+from wavevit_mm.utils.paths import PROJECT_ROOT as REPO_ROOT
+from wavevit_mm.testing import TINY_ARCH
 
 import wavevit_mm  # noqa: F401  (registers WaveViT)
 

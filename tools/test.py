@@ -9,10 +9,6 @@ Checkpoints are read with ``torch.load(weights_only=True)``: those written by to
 """
 import argparse
 import os.path as osp
-import sys
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without install
-
 from wavevit_mm.engine.launch import add_common_args, adapt_to_device, build_runner, load_config, set_tta  # noqa
 
 

@@ -9,11 +9,6 @@ The config's ``default_scope`` picks the library. Usage::
 Multi-process: ``tools/dist_train.sh`` (torchrun) and ``tools/slurm_train.sh`` (srun); they work on CPU too.
 """
 import argparse
-import os.path as osp
-import sys
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without install
-
 from wavevit_mm.engine.launch import add_common_args, adapt_to_device, build_runner, load_config, set_amp  # noqa
 
 

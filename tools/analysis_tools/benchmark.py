@@ -25,8 +25,6 @@ bfloat16 on CPU; ``--amp-dtype`` overrides).
 """
 import argparse
 import json
-import os
-import os.path as osp
 import resource
 import statistics
 import sys
@@ -36,8 +34,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from model_utils import build_model, config_scope, default_shape, load_config, make_batch, task_of  # noqa: E402
+from wavevit_mm.utils.model_utils import build_model, config_scope, default_shape, load_config, make_batch, task_of  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------- memory

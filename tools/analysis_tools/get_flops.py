@@ -43,8 +43,6 @@ Default shapes: 224 x 224 for classifiers (the test pipeline's ``CenterCrop`` si
 import argparse
 import json
 import math
-import os.path as osp
-import sys
 from collections import defaultdict
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -54,8 +52,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from model_utils import build_model, config_scope, default_shape, load_config, make_batch, task_of  # noqa: E402
+from wavevit_mm.utils.model_utils import build_model, config_scope, default_shape, load_config, make_batch, task_of  # noqa: E402
 
 aten = torch.ops.aten
 

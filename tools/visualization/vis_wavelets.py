@@ -23,15 +23,12 @@ one can be given (tried with the key prefix ``backbone.`` first, then without).
 """
 import argparse
 import os.path as osp
-import sys
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'analysis_tools'))
-from model_utils import REPO_ROOT, build_model, load_config  # noqa: E402,F401
+from wavevit_mm.utils.model_utils import build_model, load_config  # noqa: E402
 
 from wavevit_mm.models.backbones.wavevit import WaveAttention, WaveViT  # noqa: E402
 from wavevit_mm.models.layers import haar_dwt2d, haar_idwt2d  # noqa: E402

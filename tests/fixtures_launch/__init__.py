@@ -1,1 +1,0 @@
-"""Fixtures for the launcher tests: a tiny classification config, its data and hooks, and helpers."""

@@ -1,0 +1,83 @@
+"""CheckSegLabels: a label file with class indices out of range is reported clearly, naming the file."""
+import os.path as osp
+import re
+
+import numpy as np
+import pytest
+from mmengine.config import Config
+
+from wavevit_mm.testing.seg_data import (DRAWN_VALUES, SEG_CONFIGS, make_ade20k_fixture, set_data_root, shrink_pipelines,
+                          stored_to_loaded)
+
+
+def _check(**kwargs):
+    from wavevit_mm.datasets.seg_transforms import CheckSegLabels
+    return CheckSegLabels(**kwargs)
+
+
+def test_valid_maps_pass_unchanged():
+    t = _check(num_classes=150)
+    gt = np.array([[0, 149, 255], [3, 4, 255]], np.uint8)
+    results = dict(gt_seg_map=gt, seg_map_path='a.png', reduce_zero_label=True)
+    assert t(results) is results and results['gt_seg_map'] is gt
+    # inference pipelines drop LoadAnnotations: nothing to check
+    assert t(dict(img_path='x.jpg')) == dict(img_path='x.jpg')
+
+
+def test_out_of_range_without_reduce_zero_label():
+    t = _check(num_classes=19)
+    gt = np.zeros((8, 8), np.uint8)
+    gt[0, :3] = [19, 40, 255]
+    with pytest.raises(ValueError) as err:
+        t(dict(gt_seg_map=gt, seg_map_path='/data/city/label_7.png', reduce_zero_label=False))
+    msg = str(err.value)
+    assert '/data/city/label_7.png' in msg
+    assert '2 of 64 pixels' in msg and '[19, 40]' in msg
+    assert '[0, 19)' in msg and 'ignore_index=255' in msg
+    assert 'reduce_zero_label=True' not in msg
+
+
+def test_out_of_range_reports_stored_values_with_reduce_zero_label():
+    stored = np.array([[0, 1, 150, 151], [200, 255, 4, 13]], np.uint8)
+    t = _check(num_classes=150)
+    with pytest.raises(ValueError) as err:
+        t(dict(gt_seg_map=stored_to_loaded(stored).astype(np.uint8), seg_map_path='ann/x.png',
+               reduce_zero_label=True))
+    msg = str(err.value)
+    assert 'ann/x.png' in msg
+    assert '[150, 199] (as loaded)' in msg  # stored 151 and 200; stored 150 is class 149, valid
+    assert 'values [151, 200] in the file' in msg
+    assert '1..150 (classes 0..149)' in msg
+
+
+def test_arguments_checked():
+    with pytest.raises(ValueError, match='positive int'):
+        _check(num_classes=0)
+    with pytest.raises(ValueError, match='uint8'):
+        _check(num_classes=300)
+
+
+@pytest.mark.parametrize('split', ['training', 'validation'])
+def test_bad_label_file_in_our_ade20k_pipelines(tmp_path, split, mmseg_scope):
+    """Through our config's dataset and pipeline: good files load, the bad one raises naming the file."""
+    from mmseg.registry import DATASETS
+    import wavevit_mm.datasets.seg_transforms  # noqa: F401
+    stem = 'ADE_train_00000002' if split == 'training' else 'ADE_val_00000001'
+    root = make_ade20k_fixture(str(tmp_path / 'ade'), bad_label=(stem, 200))
+    cfg = Config.fromfile(SEG_CONFIGS['s'])
+    shrink_pipelines(cfg)
+    set_data_root(cfg, root)
+    key = 'train_dataloader' if split == 'training' else 'val_dataloader'
+    dataset = DATASETS.build(cfg[key].dataset)
+    bad_index = [i for i in range(len(dataset)) if stem in dataset.get_data_info(i)['seg_map_path']][0]
+    for i in range(len(dataset)):
+        if i != bad_index:
+            sample = dataset[i]
+            labels = set(np.unique(sample['data_samples'].gt_sem_seg.data.numpy()).tolist())
+            assert labels <= {v - 1 for v in DRAWN_VALUES} | {255}
+    with pytest.raises(ValueError) as err:
+        dataset[bad_index]
+    msg = str(err.value)
+    assert osp.join(root, 'annotations', split, stem + '.png') in msg
+    assert re.search(r'values \[199\] \(as loaded\)', msg) and 'values [200] in the file' in msg
+    assert '[0, 150)' in msg

@@ -1,0 +1,207 @@
+import math
+
+import pytest
+import torch
+from wavevit_mm.testing import ReferenceWaveViT, TINY_ARCH, TINY_REF, randomize_norm_stats
+
+from wavevit_mm import WaveViT
+
+SPEC_BACKBONE_PARAMS = {'s': 19_377_904, 'b': 29_337_744, 'l': 53_296_120}
+
+
+def n_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def expected_shapes(arch, H, W):
+    dims = WaveViT.arch_zoo[arch]['embed_dims'] if isinstance(arch, str) else arch['embed_dims']
+    return [(dims[i], math.ceil(H / 2**(i + 2)), math.ceil(W / 2**(i + 2))) for i in range(4)]
+
+
+@pytest.mark.parametrize('arch', ['s', 'b', 'l'])
+def test_param_count_and_shapes_224(arch):
+    model = WaveViT(arch).eval()
+    assert n_params(model) == SPEC_BACKBONE_PARAMS[arch]
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 224, 224))
+    assert [tuple(o.shape[1:]) for o in outs] == expected_shapes(arch, 224, 224)
+    assert [tuple(o.shape[2:]) for o in outs] == [(56, 56), (28, 28), (14, 14), (7, 7)]
+
+
+@pytest.mark.parametrize('size', [(256, 309), (32, 32), (33, 47), (97, 65), (50, 200)])
+def test_any_input_size(size):
+    model = WaveViT('s').eval()
+    with torch.no_grad():
+        outs = model(torch.randn(2, 3, *size))
+    assert [tuple(o.shape[1:]) for o in outs] == expected_shapes('s', *size)
+    assert all(torch.isfinite(o).all() for o in outs)
+
+
+def test_arch_aliases_and_custom_dict():
+    assert WaveViT('small').arch_settings == WaveViT('S').arch_settings
+    model = WaveViT(TINY_ARCH)
+    assert model.embed_dims == TINY_ARCH['embed_dims']
+
+
+def test_matches_reference_on_official_sizes():
+    """Official-layout weights give the same four maps; even sizes need no padding, so none is done."""
+    ref = randomize_norm_stats(ReferenceWaveViT(TINY_REF, num_classes=10)).eval()
+    model = WaveViT(TINY_ARCH).eval()
+    model.load_state_dict(ref.state_dict())  # official keys, fp16 Haar buffers and classifier keys included
+    for size in [(64, 64), (96, 160), (224, 224)]:
+        x = torch.randn(2, 3, *size)
+        with torch.no_grad():
+            expected, _ = ref.stages(x)
+            outs = model(x)
+        for o, e in zip(outs, expected):
+            torch.testing.assert_close(o, e, rtol=1e-4, atol=1e-4)
+
+
+def test_matches_reference_wavevit_s_224():
+    ref = randomize_norm_stats(ReferenceWaveViT('s')).eval()
+    model = WaveViT('s').eval()
+    model.load_state_dict(ref.state_dict())
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        expected, _ = ref.stages(x)
+        outs = model(x)
+    for o, e in zip(outs, expected):
+        torch.testing.assert_close(o, e, rtol=1e-4, atol=1e-4)
+
+
+def test_out_indices_and_final_norm():
+    model = WaveViT(TINY_ARCH, out_indices=(-1, 1)).eval()
+    assert model.out_indices == (1, 3)
+    outs = model(torch.randn(1, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == [32, 64]
+    assert hasattr(model, 'norm4')
+    assert not hasattr(WaveViT(TINY_ARCH, out_indices=(0, 1)), 'norm4')
+    cls_backbone = WaveViT(TINY_ARCH, out_indices=(3, ), final_norm=False)
+    assert not hasattr(cls_backbone, 'norm4') and hasattr(cls_backbone, 'norm3')
+
+
+def test_init_weights_official_scheme():
+    model = WaveViT(TINY_ARCH)
+    model.init_weights()
+    lin = model.block3[0].attn.q
+    assert lin.bias.abs().sum() == 0 and 0.01 < lin.weight.std() < 0.03
+    conv = model.block1[0].attn.filter[0]
+    assert conv.bias.abs().sum() == 0
+    fan_out = 9 * conv.out_channels
+    assert abs(conv.weight.std().item() - math.sqrt(2 / fan_out)) < 0.2 * math.sqrt(2 / fan_out)
+
+
+@pytest.mark.parametrize('frozen', [0, 1, 2, 4])
+def test_frozen_stages(frozen):
+    model = WaveViT(TINY_ARCH, frozen_stages=frozen)
+    model.train()
+    assert not any(p.requires_grad for p in model.patch_embed1.parameters())
+    assert not model.patch_embed1.training
+    for i in range(1, 5):
+        frozen_stage = i <= frozen
+        for name in (f'block{i}', f'norm{i}') + ((f'patch_embed{i}', ) if i > 1 else ()):
+            module = getattr(model, name)
+            assert all(p.requires_grad != frozen_stage for p in module.parameters()), name
+            assert module.training != frozen_stage, name
+
+
+def test_frozen_stage_weights_do_not_change():
+    model = WaveViT(TINY_ARCH, frozen_stages=1)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    sum((o * torch.randn_like(o)).sum() for o in model(torch.randn(2, 3, 64, 64))).backward()
+    opt.step()
+    after = model.state_dict()
+    for k in before:  # BN running stats of the frozen stem stay too (eval mode)
+        if k.startswith(('patch_embed1.', 'block1.', 'norm1.')):
+            assert torch.equal(before[k], after[k]), k
+    assert not torch.equal(before['block2.0.attn.q.weight'], after['block2.0.attn.q.weight'])
+
+
+def test_norm_eval():
+    model = WaveViT(TINY_ARCH, norm_eval=True)
+    model.train()
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and not any(m.training for m in bns)
+    assert model.block1[0].attn.q.training
+
+
+def test_with_cp_identical_outputs_gradients_and_stats():
+    torch.manual_seed(0)
+    plain = WaveViT(TINY_ARCH, drop_path_rate=0.)
+    plain.init_weights()
+    ckpt = WaveViT(TINY_ARCH, with_cp=True)
+    ckpt.load_state_dict(plain.state_dict())
+    plain.train()
+    ckpt.train()
+    x = torch.randn(2, 3, 64, 80)
+    outs = []
+    for model in (plain, ckpt):
+        y = model(x.clone().requires_grad_())
+        sum((o * torch.linspace(0, 1, o.numel()).view_as(o)).sum() for o in y).backward()
+        outs.append(y)
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    grads = {n: p.grad for n, p in plain.named_parameters()}
+    for n, p in ckpt.named_parameters():
+        torch.testing.assert_close(p.grad, grads[n], rtol=1e-6, atol=1e-7, msg=n)
+    # BN running statistics are updated once, not again when a block is recomputed
+    for (n, a), b in zip(plain.named_buffers(), ckpt.buffers()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=n)
+
+
+def test_bf16_autocast_forward():
+    model = WaveViT(TINY_ARCH).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            outs = model(x)
+    for o, r in zip(outs, ref):
+        assert o.dtype == torch.bfloat16 and torch.isfinite(o).all()
+        assert torch.nn.functional.cosine_similarity(o.float().flatten(), r.flatten(), dim=0) > 0.99
+
+
+def test_float64_forward():
+    model = WaveViT(TINY_ARCH).double().eval()
+    assert model(torch.randn(1, 3, 40, 40, dtype=torch.float64))[0].dtype == torch.float64
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match=r"unknown Wave-ViT arch 'tiny'.*'b', 'base', 'l', 'large', 's'"):
+        WaveViT('tiny')
+    bad = dict(TINY_ARCH)
+    del bad['depths'], bad['sr_ratios']
+    with pytest.raises(ValueError, match=r"missing the keys \['depths', 'sr_ratios'\]"):
+        WaveViT(bad)
+    with pytest.raises(ValueError, match='not divisible by num_heads'):
+        WaveViT(dict(TINY_ARCH, num_heads=[3, 2, 3, 4]))
+    with pytest.raises(ValueError, match='one value per stage'):
+        WaveViT(dict(TINY_ARCH, depths=[1, 1, 1]))
+    with pytest.raises(ValueError, match='out_indices 4 is out of range'):
+        WaveViT(TINY_ARCH, out_indices=(0, 4))
+    with pytest.raises(ValueError, match='out_indices -5 is out of range'):
+        WaveViT(TINY_ARCH, out_indices=-5)
+    with pytest.raises(ValueError, match=r'frozen_stages must be in \[-1, 4\]'):
+        WaveViT(TINY_ARCH, frozen_stages=5)
+
+
+def test_bad_inputs():
+    model = WaveViT(TINY_ARCH)
+    with pytest.raises(ValueError, match='B x 3 x H x W'):
+        model(torch.randn(3, 64, 64))
+    with pytest.raises(ValueError, match='B x 3 x H x W'):
+        model(torch.randn(1, 1, 64, 64))
+    with pytest.raises(ValueError, match='at least 32 x 32 pixels.*got 31 x 64'):
+        model(torch.randn(1, 3, 31, 64))
+
+
+def test_norm_cfg_syncbn_and_revert():
+    from mmengine.model import revert_sync_batchnorm
+    model = WaveViT(TINY_ARCH, norm_cfg=dict(type='SyncBN'))
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert bns and all(isinstance(m, torch.nn.SyncBatchNorm) for m in bns)
+    reverted = revert_sync_batchnorm(model).eval()  # what a CPU run without a process group does
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in reverted.modules())
+    assert reverted(torch.randn(1, 3, 64, 64))[0].shape == (1, 16, 16, 16)

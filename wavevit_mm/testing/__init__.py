@@ -1,0 +1,62 @@
+"""Helpers for testing and benchmarking wavevit_mm (as ``mmengine.testing`` / ``mmdet.testing`` are for theirs).
+
+- :mod:`.reference`: an independent, literal coding of Wave-ViT in the official checkpoint layout: the oracle of
+  the fidelity tests and the plain baseline of ``benchmarks/bench_backbone.py``;
+- :data:`TINY_ARCH` / :data:`TINY_REF`: a small arch for fast tests, in both notations;
+- :func:`randomize_norm_stats`: non-trivial norm statistics for eval-mode comparisons;
+- :mod:`.det_data`, :mod:`.seg_data`, :mod:`.launch`: tiny COCO / ADE20K / ImageNet-folder data sets made from
+  images that ship with scikit-image and scikit-learn, and the launch-test helpers; :mod:`.hooks`: hooks the
+  launch tests' configs import through ``custom_imports``.
+
+Only this module is imported eagerly; the data helpers need the test requirements (scikit-image, mmdet, mmseg).
+"""
+import torch
+from torch import nn
+
+from .reference import ReferenceWaveViT
+
+#: a small arch for fast tests: every code path of the real ones (wavelet stages with sr 4 and 2, plain
+#: attention stages) at a fraction of the cost
+TINY_ARCH = dict(stem_channels=8, embed_dims=[16, 32, 48, 64], num_heads=[1, 2, 3, 4], depths=[1, 1, 2, 1],
+                 mlp_ratios=[8, 8, 4, 4], sr_ratios=[4, 2, 1, 1])
+#: the same arch in the reference's notation
+TINY_REF = dict(stem=8, dims=[16, 32, 48, 64], heads=[1, 2, 3, 4], depths=[1, 1, 2, 1])
+
+
+def randomize_norm_stats(model: nn.Module, seed: int = 1) -> nn.Module:
+    """Give BatchNorm layers non-trivial running statistics and affine parameters, and LayerNorms non-trivial
+    affine parameters (so eval-mode comparisons exercise them); returns the model."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            elif isinstance(m, nn.LayerNorm):
+                m.weight.copy_(torch.rand(m.normalized_shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.normalized_shape, generator=g) * 0.1)
+    return model
+
+
+def build_classifier(arch, aux_head: bool, num_classes: int = 1000, in_channels: int = None,
+                     num_heads: int = None) -> nn.Module:
+    """An mmpretrain ``ImageClassifier`` with a Wave-ViT backbone and ``WaveViTClsHead`` (the official layout).
+
+    ``arch`` is ``'s'``/``'b'``/``'l'`` or a custom arch dict (then give ``in_channels`` and ``num_heads``).
+    """
+    from mmpretrain.registry import MODELS
+
+    import wavevit_mm  # noqa: F401  (registers the backbone and the head)
+    from wavevit_mm.models.backbones.wavevit import WaveViT
+    settings = WaveViT.arch_zoo[arch] if isinstance(arch, str) else arch
+    return MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='WaveViT', arch=arch, out_indices=(3, ), final_norm=False),
+        head=dict(type='WaveViTClsHead', num_classes=num_classes,
+                  in_channels=in_channels or settings['embed_dims'][-1],
+                  num_heads=num_heads or settings['num_heads'][-1], aux_head=aux_head)))
+
+
+__all__ = ['ReferenceWaveViT', 'TINY_ARCH', 'TINY_REF', 'build_classifier', 'randomize_norm_stats']

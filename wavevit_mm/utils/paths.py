@@ -1,0 +1,33 @@
+"""Where the project's configs, tools and model index are: a checkout (``pip install -e .``) or ``.mim``.
+
+A checkout keeps them beside the package (``<root>/configs``, ``<root>/tools``); a wheel install copies them
+into ``wavevit_mm/.mim``, as the OpenMMLab libraries do. Tools, tests and the model hub find them here.
+"""
+import os.path as osp
+
+_PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def _project_root() -> str:
+    checkout = osp.dirname(_PACKAGE_DIR)
+    if osp.isdir(osp.join(checkout, 'configs')) and osp.isfile(osp.join(checkout, 'setup.py')):
+        return checkout
+    return osp.join(_PACKAGE_DIR, '.mim')
+
+
+#: the directory holding ``configs/``, ``tools/`` and ``model-index.yml``
+PROJECT_ROOT = _project_root()
+CONFIG_DIR = osp.join(PROJECT_ROOT, 'configs')
+TOOLS_DIR = osp.join(PROJECT_ROOT, 'tools')
+
+
+def config_path(relative: str) -> str:
+    """The absolute path of a shipped config, e.g. ``config_path('detection/mask-rcnn_wavevit-s_fpn_1x_coco.py')``.
+
+    Raises:
+        FileNotFoundError: no such config (the message names the config directory).
+    """
+    path = osp.join(CONFIG_DIR, relative)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'no config {relative!r} under {CONFIG_DIR}')
+    return path
