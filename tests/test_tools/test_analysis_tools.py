@@ -299,7 +299,7 @@ def test_model_index_lists_every_config_and_only_existing_ones():
         f'indexed but absent: {sorted(set(indexed) - on_disk)}')
 
 
-def test_model_index_carries_published_numbers_and_placeholder_weights():
+def test_model_index_carries_published_numbers_and_local_weight_addresses():
     models = {m['Name']: m for m in _indexed_models()}
     for name, expected in PUBLISHED.items():
         results: Dict[str, dict] = {}
@@ -307,7 +307,7 @@ def test_model_index_carries_published_numbers_and_placeholder_weights():
             results.setdefault(r['Dataset'], {}).update(r['Metrics'])
         assert results == expected, name
     for name, m in models.items():
-        assert m['Weights'].startswith('PLACEHOLDER'), f'{name}: weights must be marked as a placeholder'
+        assert m['Weights'].startswith('wavevit-mm://'), f'{name}: weights are local wavevit-mm:// addresses'
         if name not in PUBLISHED:  # recipes without a published result carry none
             assert 'Results' not in m, name
     for arch in 'sbl':
