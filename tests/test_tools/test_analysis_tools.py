@@ -1,4 +1,5 @@
-"""The analysis / visualisation tools and the model index, each run as users run them (subprocesses).
+"""The analysis tools (FLOPs, benchmark) and the model index, each run as users run them (subprocesses);
+vis_wavelets and plot_curves are tested in test_visualization.py.
 
 To keep the wall time low, every tool invocation of this module starts at once (module fixture) and the
 tests wait for the ones they check; each is small (meta-device FLOPs counting, a tiny model, 64-pixel
@@ -15,7 +16,6 @@ from typing import Dict, List, Optional
 import pytest
 import torch
 import yaml
-from PIL import Image
 
 from wavevit_mm.utils.paths import PROJECT_ROOT as REPO_ROOT
 from wavevit_mm.testing import TINY_ARCH
@@ -34,7 +34,6 @@ ARCHS = dict(s=dict(dims=[64, 128, 320, 448], heads=[2, 4, 10, 14], depths=[3, 4
              b=dict(dims=[64, 128, 320, 512], heads=[2, 4, 10, 16], depths=[3, 4, 12, 3]),
              l=dict(dims=[96, 192, 384, 512], heads=[3, 6, 12, 16], depths=[3, 6, 18, 3]))
 SR = [4, 2, 1, 1]
-IMAGE = osp.join(osp.dirname(__import__('skimage').__file__), 'data', 'astronaut.png')
 
 #: configs in configs/ that are not published models and so are not in the model index
 NOT_INDEXED = {'configs/classification/wavevit-tiny_digits.py'}
@@ -63,33 +62,6 @@ def attention_macs(arch: str, size: int) -> int:
         total += depth * n * m * 2 * dim
     n4 = (-(-size // 32))**2
     return total + 1 * (n4 + 1) * 2 * a['dims'][3]  # class attention: 1 query over cls + patch tokens
-
-
-def write_mmengine_log(work_dir: str) -> None:
-    """Two runs (the second resumed from epoch 2), in the layout and record format mmengine writes."""
-    runs = {
-        '20240101_000000': [(1, 10, 2.0), (1, 20, 1.6), 'val1', (2, 30, 1.3), (2, 40, 1.1), 'val2'],
-        '20240101_010000': [(3, 50, 0.9), (3, 60, 0.8), 'val3'],
-    }
-    top1 = {'val1': 40.0, 'val2': 55.0, 'val3': 61.5}
-    for stamp, records in runs.items():
-        vis = osp.join(work_dir, stamp, 'vis_data')
-        os.makedirs(vis)
-        lines = []
-        for r in records:
-            if isinstance(r, str):
-                lines.append(dict(**{'accuracy/top1': top1[r], 'accuracy/top5': top1[r] + 30},
-                                  data_time=0.01, time=0.02, step=int(r[-1])))
-            else:
-                epoch, it, loss = r
-                lines.append(dict(base_lr=1e-3, lr=1e-3, data_time=0.01, loss=loss, time=0.1, epoch=epoch,
-                                  iter=it, memory=100, step=it))
-        text = ''.join(json.dumps(line) + '\n' for line in lines)
-        for name in ('scalars.json', f'{stamp}.json'):
-            with open(osp.join(vis, name), 'w') as f:
-                f.write(text)
-        with open(osp.join(work_dir, stamp, f'{stamp}.log'), 'w') as f:
-            f.write('text log\n')
 
 
 class Jobs:
@@ -127,14 +99,6 @@ def jobs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('analysis_tools')
     tiny = tmp / 'tiny_cls.py'
     tiny.write_text(TINY_CONFIG)
-    # a converted-format checkpoint of the tiny backbone, for vis_wavelets --checkpoint
-    from wavevit_mm import WaveViT
-    torch.manual_seed(0)
-    backbone = WaveViT(arch=TINY_ARCH, out_indices=(3, ), final_norm=False)
-    backbone.init_weights()
-    torch.save({'state_dict': {f'backbone.{k}': v for k, v in backbone.state_dict().items()}},
-               tmp / 'tiny_backbone.pth')
-    write_mmengine_log(str(tmp / 'work_dir'))
 
     j = Jobs()
     j.tmp = tmp
@@ -146,10 +110,6 @@ def jobs(tmp_path_factory):
     j.start('bench', [osp.join(TOOLS, 'analysis_tools', 'benchmark.py'), str(tiny), '--shape', '64',
                       '--batch-size', '2', '--iters', '2', '--warmup', '1', '--threads', '1', '--json',
                       str(tmp / 'bench.json')], cwd=str(tmp))
-    j.start('vis_ckpt', [osp.join(TOOLS, 'visualization', 'vis_wavelets.py'), IMAGE, '--size', '96', '--config',
-                         str(tiny), '--checkpoint', str(tmp / 'tiny_backbone.pth'), '--out',
-                         str(tmp / 'vis' / 'ckpt.png')], cwd=str(tmp))
-    j.start('curves', [osp.join(TOOLS, 'analysis_tools', 'plot_curves.py'), str(tmp / 'work_dir')], cwd=str(tmp))
     # mim finds the package's .mim/model-index.yml through the checkout (PEP 660 editable installs keep the
     # distribution metadata in site-packages; docs/get_started.md)
     env_path = os.pathsep.join([REPO_ROOT] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p])
@@ -157,16 +117,6 @@ def jobs(tmp_path_factory):
                            '--json', str(tmp / 'mim_search.json')], cwd=str(tmp), env={'PYTHONPATH': env_path})
     yield j
     j.stop()
-
-
-def _check_png(path, min_size=(200, 150)) -> None:
-    assert osp.isfile(path), f'{path} was not written'
-    with Image.open(path) as img:
-        img.verify()
-    with Image.open(path) as img:
-        assert img.format == 'PNG' and img.size[0] >= min_size[0] and img.size[1] >= min_size[1]
-        pixels = torch.from_numpy(__import__('numpy').asarray(img.convert('L'), dtype='float32'))
-        assert pixels.std() > 5, 'the figure is blank'
 
 
 def tool(name: str):
@@ -275,17 +225,6 @@ def test_benchmark_amp_training_step(jobs):
     assert 'inference' not in res and res['train']['iters'] == 1 and res['train']['images_per_s'] > 0
 
 
-def test_vis_wavelets_subbands_match_definition():
-    vis = tool('vis_wavelets')
-    img = vis.load_image(IMAGE, 32)
-    bands, recon = vis.image_subbands(img)
-    luma = vis.image_luma(img)
-    a, b, c, d = luma[0::2, 0::2], luma[0::2, 1::2], luma[1::2, 0::2], luma[1::2, 1::2]
-    expected = torch.stack([a + b + c + d, a + b - c - d, a - b + c - d, a - b - c + d]) / 2
-    assert torch.allclose(bands[0], expected, atol=1e-6)
-    assert torch.allclose(recon[0, 0], luma, atol=1e-6)
-
-
 def test_model_index_lists_every_config_and_only_existing_ones():
     models = _indexed_models()
     indexed = [m['Config'] for m in models]
@@ -338,42 +277,6 @@ def test_benchmark(jobs):
         assert r['latency_ms_median'] > 0
         assert r['images_per_s'] == pytest.approx(2 / (r['latency_ms_mean'] / 1e3))
     assert 'images/s' in out and 'peak memory' in out
-
-
-def test_vis_wavelets(jobs, capsys):
-    out = jobs.ok('vis_ckpt')
-    _check_png(jobs.tmp / 'vis' / 'ckpt.png')
-    assert 'weights: tiny_backbone.pth' in out and 'RANDOM' not in out
-    assert 'loaded all' in out  # every backbone tensor came from the checkpoint
-    vis = tool('vis_wavelets')
-    out_png = str(jobs.tmp / 'random.png')
-    vis.run(vis.parse_args([IMAGE, '--size', '64', '--out', out_png]))
-    _check_png(out_png)
-    out = capsys.readouterr().out
-    assert 'RANDOM weights' in out and 'local branch (1, 16, 16, 16)' in out
-    err = float(out.split('inverse DWT ')[1].split()[0])
-    assert err < 1e-6  # the Haar transform of the image is inverted exactly
-
-
-def test_plot_curves(jobs, capsys):
-    out = jobs.ok('curves')
-    _check_png(jobs.tmp / 'work_dir' / 'curves.png')
-    assert '2 log(s)' in out and '6 training records, 3 validation records' in out
-    assert 'plotted loss, accuracy/top1, accuracy/top5' in out
-    plot_curves = tool('plot_curves')
-    work_dir = str(jobs.tmp / 'work_dir')
-    plot_curves.main([work_dir, '--keys', 'loss', 'lr', 'accuracy/top5', '--run', 'latest', '--out',
-                      str(jobs.tmp / 'latest.png'), '--smooth', '2'])
-    _check_png(jobs.tmp / 'latest.png')
-    out = capsys.readouterr().out
-    assert '1 log(s)' in out and '2 training records, 1 validation records' in out
-    train, val, by_epoch = plot_curves.read_records(plot_curves.find_logs(work_dir))
-    assert by_epoch and [r['iter'] for r in train] == [10, 20, 30, 40, 50, 60]
-    assert [(r['step'], r['accuracy/top1']) for r in val] == [(1, 40.0), (2, 55.0), (3, 61.5)]
-    with pytest.raises(KeyError, match=r"\['mIoU'\] not in the logs.*accuracy/top1"):
-        plot_curves.plot(work_dir, keys=['mIoU'])
-    with pytest.raises(FileNotFoundError, match='no mmengine JSON log'):
-        plot_curves.plot(str(jobs.tmp / 'vis'))
 
 
 def test_mim_search_lists_every_model(jobs):
