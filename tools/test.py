@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Evaluate a checkpoint with any wavevit_mm config (mmpretrain, mmdet or mmseg, by ``default_scope``).
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--tta] [--cfg-options k=v ...]
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR] [--tta]
+                                           [--cfg-options k=v ...]
                                            [--launcher {none,pytorch,slurm,mpi}]
 
 Checkpoints are read with ``torch.load(weights_only=True)``: those written by tools/train.py (through
@@ -17,11 +18,32 @@ def parse_args(argv=None):
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='dump the predictions to this pickle file (DumpResults)')
+    parser.add_argument('--show-dir', help="paint every test image's prediction into this directory (the task "
+                        "library's visualization hook; mmseg writes to DIR/vis_data/vis_image)")
     parser.add_argument('--tta', action='store_true',
                         help="test-time augmentation with the config's tta_model and tta_pipeline "
                         '(e.g. multi-scale + flip)')
     add_common_args(parser)
     return parser.parse_args(argv)
+
+
+def set_show_dir(cfg, show_dir: str) -> None:
+    """Turn on the config's visualization hook for every test image, as mmpretrain's / mmdet's / mmseg's test.py do."""
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None:
+        raise KeyError(f'--show-dir needs default_hooks.visualization in {cfg.filename} (the library\'s hook, '
+                       "e.g. dict(type='DetVisualizationHook'))")
+    show_dir = osp.abspath(show_dir)  # mmdet joins a relative one to work_dir/<timestamp>
+    scope = cfg.get('default_scope')
+    if scope == 'mmpretrain':
+        hook.update(enable=True, out_dir=show_dir, interval=1)
+    elif scope == 'mmdet':
+        hook.update(draw=True, test_out_dir=show_dir)
+    elif scope == 'mmseg':  # the hook paints through the visualizer's LocalVisBackend
+        hook.update(draw=True, interval=1)
+        cfg.visualizer.save_dir = show_dir
+    else:
+        raise ValueError(f'--show-dir: unknown default_scope {scope!r} in {cfg.filename}')
 
 
 def main(argv=None):
@@ -32,6 +54,8 @@ def main(argv=None):
     cfg.load_from = args.checkpoint
     if args.tta:
         set_tta(cfg)
+    if args.show_dir:
+        set_show_dir(cfg, args.show_dir)
     # mmengine would only warn on a mismatch and then test random weights
     cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(type='CheckpointFitHook')]
     runner = build_runner(adapt_to_device(cfg))

@@ -1,7 +1,9 @@
 """demo/image_demo.py on the shipped demo image for the three tasks (the shipped configs with the tiny arch, in
-process), and tools/model_converters/verify_wavevit.py on converted-layout checkpoints: every PNG is looked at
-(size, not blank, painted), every printed claim checked."""
+process), tools/model_converters/verify_wavevit.py on converted-layout checkpoints, and tools/test.py --show-dir
+on the tiny data sets of wavevit_mm.testing: every PNG is looked at (size, not blank, painted), every printed
+claim checked."""
 import importlib.util
+import os
 import os.path as osp
 
 import mmcv
@@ -10,6 +12,7 @@ import pytest
 import torch
 
 from wavevit_mm.testing import TINY_ARCH
+from wavevit_mm.testing.figures import check_png
 from wavevit_mm.utils.paths import CONFIG_DIR, PROJECT_ROOT
 
 DEMO_IMAGE = osp.join(PROJECT_ROOT, 'demo', 'demo.jpg')
@@ -68,12 +71,10 @@ def tiny_classifier_checkpoint(tmp_path, favoured_class: int, meta: dict) -> str
     return path
 
 
-def check_png(path, photo: np.ndarray) -> np.ndarray:
-    """The PNG has the photo's size, is no flat picture, and is painted (differs from the photo)."""
-    assert osp.isfile(path)
-    image = mmcv.imread(path)
-    assert image.shape == photo.shape
-    assert image.std() > 20
+def check_painted_png(path, photo: np.ndarray) -> np.ndarray:
+    """A PNG of the photo's size, not blank, and painted (differs from the photo)."""
+    assert check_png(str(path), min_size=(1, 1)) == (photo.shape[1], photo.shape[0])
+    image = mmcv.imread(str(path))
     changed = (np.abs(image.astype(int) - photo.astype(int)).max(axis=2) > 40).mean()
     assert changed > 0.02, f'only {changed:.1%} of the pixels are painted'
     return image
@@ -89,7 +90,7 @@ def test_demo_random_weights_writes_labelled_png(demo, task, tmp_path, capsys):
     assert 'RANDOM WEIGHTS (no --checkpoint): the predictions are meaningless' in printed
     assert f'wrote {out} (451 x 300)' in printed
     photo = mmcv.imread(DEMO_IMAGE)
-    image = check_png(out, photo)
+    image = check_painted_png(out, photo)
     # the label is painted across the bottom left: red text on white
     strip = image[-16:, :200].reshape(-1, 3)
     assert ((strip[:, 2] > 200) & (strip[:, 1] < 80)).sum() > 50 and (strip.min(axis=1) > 220).sum() > 200
@@ -113,7 +114,7 @@ def test_demo_with_checkpoint_predicts_with_it(demo, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert 'RANDOM' not in printed and f'with {ckpt} on' in printed
     assert '  1.  281 tabby, tabby cat' in printed and '  3. ' in printed and '  4. ' not in printed
-    check_png(out, mmcv.imread(DEMO_IMAGE))
+    check_painted_png(out, mmcv.imread(DEMO_IMAGE))
 
 
 def test_demo_errors_are_one_clear_line(demo, tmp_path, monkeypatch, capsys):
@@ -157,3 +158,86 @@ def test_verify_refuses_what_it_cannot_check(verify, tmp_path, capsys):
     torch.save({'model': {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}}, official)
     assert verify.main([official]) == 1
     assert 'is an official checkpoint, not a converted one: convert it first' in capsys.readouterr().err
+
+
+def build_and_save(config: str, scope: str, path) -> str:
+    """A checkpoint of the config's model as built (random weights), for tools/test.py."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope
+    with DefaultScope.overwrite_default_scope(scope):
+        model = MODELS.build(Config.fromfile(config).model)
+    torch.save({'meta': {}, 'state_dict': model.state_dict()}, path)
+    return str(path)
+
+
+def check_painted_pairs(pngs, originals):
+    """mmdet / mmseg paint the ground truth (left) beside the prediction (right); mmseg writes PNGs, mmdet
+    writes each picture in its input's format (JPEG here)."""
+    assert sorted(pngs) == sorted(originals), (sorted(pngs), sorted(originals))
+    for name, path in pngs.items():
+        photo = mmcv.imread(originals[name])
+        if path.endswith('.png'):
+            check_png(path, min_size=(1, 1))
+        image = mmcv.imread(path)
+        h, w = photo.shape[:2]
+        assert image.shape == (h, 2 * w, 3) and image.std() > 20, (name, image.shape)
+        for half in (image[:, :w], image[:, w:]):
+            assert (np.abs(half.astype(int) - photo.astype(int)).max(axis=2) > 40).mean() > 0.02, name
+
+
+
+def run_test_py(config: str, ckpt: str, tmp_path, *options: str) -> str:
+    """tools/test.py --show-dir in this process. The visualizer gets a name of its own: mmengine hands a Runner
+    the existing visualizer of the same name (save_dir and all), and the visualization hooks the latest one
+    created, which earlier tests of the process made."""
+    show = str(tmp_path / 'show')
+    load_script('tools/test.py', '_wavevit_test_tool').main(
+        [config, ckpt, '--work-dir', str(tmp_path / 'work'), '--show-dir', show, '--cfg-options',
+         f'visualizer.name=show_dir_{tmp_path.name}', *options])
+    return show
+
+
+def test_show_dir_classification(tmp_path):
+    """Three crops of the demo photo as an ImageNet-layout val set (class 281): one painted 224 x 224 input each."""
+    from mmpretrain import get_model
+    photo = mmcv.imread(DEMO_IMAGE)
+    names = [f'crop{i}.jpg' for i in range(3)]
+    for i, name in enumerate(names):
+        mmcv.imwrite(photo[20 * i:20 * i + 250, 40 * i:40 * i + 350], str(tmp_path / 'imagenet' / 'val' / name))
+    os.makedirs(tmp_path / 'imagenet' / 'meta')
+    (tmp_path / 'imagenet' / 'meta' / 'val.txt').write_text(''.join(f'{name} 281\n' for name in names))
+    config = tiny_config(tmp_path, 'classification')
+    ckpt = str(tmp_path / 'cls.pth')
+    torch.save({'meta': {}, 'state_dict': get_model(config).state_dict()}, ckpt)
+    show = run_test_py(config, ckpt, tmp_path, f'test_dataloader.dataset.data_root={tmp_path / "imagenet"}',
+                       'test_dataloader.batch_size=2', 'test_dataloader.num_workers=0')
+    assert sorted(os.listdir(show)) == [f'{name}_0.png' for name in names]  # mmpretrain's <image>_<step>.png
+    for name in names:
+        assert check_png(osp.join(show, f'{name}_0.png'), min_size=(1, 1)) == (224, 224)
+        image = mmcv.imread(osp.join(show, f'{name}_0.png'))
+        # the prediction is written in white on a dark box at the top left
+        assert (image[:40, :200].min(axis=2) > 230).sum() > 30 and (image[:40, :200].max(axis=2) < 60).sum() > 300
+
+
+def test_show_dir_detection(tmp_path):
+    from wavevit_mm.testing.det_data import make_coco_fixture, small_data_config
+    root = make_coco_fixture(str(tmp_path / 'coco'))
+    config = tmp_path / 'det.py'
+    config.write_text(f'_base_ = {tiny_config(tmp_path, "detection")!r}\n' + small_data_config(root))
+    ckpt = build_and_save(str(config), 'mmdet', tmp_path / 'det.pth')
+    show = run_test_py(str(config), ckpt, tmp_path, 'default_hooks.visualization.score_thr=0')
+    val = osp.join(root, 'val2017')
+    check_painted_pairs({f: osp.join(show, f) for f in os.listdir(show)}, {f: osp.join(val, f) for f in os.listdir(val)})
+
+
+def test_show_dir_segmentation(tmp_path):
+    from wavevit_mm.testing.seg_data import make_ade20k_fixture, tiny_train_config
+    root = make_ade20k_fixture(str(tmp_path / 'ade'))
+    config = str(tmp_path / 'seg.py')
+    tiny_train_config('s', root, str(tmp_path / 'work')).dump(config)
+    ckpt = build_and_save(config, 'mmseg', tmp_path / 'seg.pth')
+    show = run_test_py(config, ckpt, tmp_path)
+    painted = osp.join(show, 'vis_data', 'vis_image')
+    val = osp.join(root, 'images', 'validation')
+    check_painted_pairs({f[len('test_'):].rsplit('_', 1)[0]: osp.join(painted, f) for f in os.listdir(painted)},
+                        {f: osp.join(val, f) for f in os.listdir(val)})
