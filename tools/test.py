@@ -10,7 +10,7 @@ Checkpoints are read with ``torch.load(weights_only=True)``: those written by to
 """
 import argparse
 import os.path as osp
-from wavevit_mm.engine.launch import add_common_args, adapt_to_device, build_runner, load_config, set_tta  # noqa
+from wavevit_mm.engine.launch import add_common_args, adapt_to_device, build_runner, load_config, set_tta, stalled_rank_report  # noqa
 
 
 def parse_args(argv=None):
@@ -62,7 +62,8 @@ def main(argv=None):
     if args.out is not None:
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
-    runner.test()
+    with stalled_rank_report():  # a distributed CPU run: an error naming a stalled rank
+        runner.test()
 
 
 if __name__ == '__main__':

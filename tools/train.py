@@ -9,7 +9,7 @@ The config's ``default_scope`` picks the library. Usage::
 Multi-process: ``tools/dist_train.sh`` (torchrun) and ``tools/slurm_train.sh`` (srun); they work on CPU too.
 """
 import argparse
-from wavevit_mm.engine.launch import add_common_args, adapt_to_device, build_runner, load_config, set_amp  # noqa
+from wavevit_mm.engine.launch import add_common_args, adapt_to_device, build_runner, load_config, set_amp, stalled_rank_report  # noqa
 
 
 def parse_args(argv=None):
@@ -42,7 +42,8 @@ def main(argv=None):
             raise KeyError(f'--auto-scale-lr: {args.config} has no auto_scale_lr setting')
         cfg.auto_scale_lr.enable = True
     runner = build_runner(adapt_to_device(cfg))
-    runner.train()
+    with stalled_rank_report():  # a distributed CPU run: an error naming a stalled rank
+        runner.train()
 
 
 if __name__ == '__main__':

@@ -12,6 +12,7 @@ import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.model import revert_sync_batchnorm
 
+from wavevit_mm.utils.model_utils import iter_dicts
 from wavevit_mm.testing.det_data import (DET_CONFIG_DIR, box_sizes_ok, det_config_names, make_coco_fixture,  # noqa: F401
                           synthetic_batch)
 
@@ -49,22 +50,14 @@ def _for_cpu_test(cfg: Config) -> ConfigDict:
     if model.type == 'SparseRCNN':
         model.rpn_head.num_proposals = 20
 
-    def visit(node):
-        if isinstance(node, dict):
-            if node.get('type') == 'RandomSampler':
-                node['num'] = 64
-            if 'score_thr' in node:
-                node['score_thr'] = 0.
-            for key, limit in (('nms_pre', 200), ('max_per_img', 20)):
-                if key in node:
-                    node[key] = min(node[key], limit)
-            for v in node.values():
-                visit(v)
-        elif isinstance(node, (list, tuple)):
-            for v in node:
-                visit(v)
-    visit(model.train_cfg)
-    visit(model.test_cfg)
+    for node in iter_dicts([model.train_cfg, model.test_cfg]):
+        if node.get('type') == 'RandomSampler':
+            node['num'] = 64
+        if 'score_thr' in node:
+            node['score_thr'] = 0.
+        for key, limit in (('nms_pre', 200), ('max_per_img', 20)):
+            if key in node:
+                node[key] = min(node[key], limit)
     return model
 
 

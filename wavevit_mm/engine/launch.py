@@ -5,7 +5,8 @@ makes the run work on a machine without a GPU as well as with one:
 
 - ``SafeCheckpointHook`` is added, so the checkpoints written load with ``weights_only=True``;
 - without CUDA, ``SyncBN`` layers in the model config become ``BN`` (SyncBN needs CUDA), the
-  distributed backend becomes ``gloo``, DDP wraps CPU modules (see :mod:`wavevit_mm.engine.dist`) and
+  distributed backend becomes ``gloo`` with a timeout of minutes, the process group is set up before the
+  Runner and DDP wraps CPU modules (see :mod:`wavevit_mm.engine.dist`), and
   ``AmpOptimWrapper`` (fp16, GPU only in mmengine) becomes ``AutocastOptimWrapper`` (bfloat16 autocast).
 """
 import argparse
@@ -17,7 +18,8 @@ import torch
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 
-from .dist import cpu_ddp_wrapper_cfg, patch_mmengine_dist_for_cpu
+from ..utils.model_utils import iter_dicts
+from .dist import DEFAULT_TIMEOUT_S, cpu_ddp_wrapper_cfg, setup_dist, stalled_rank_report  # noqa: F401 (tools)
 
 SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN', 'TorchSyncBN')
 
@@ -50,18 +52,15 @@ def load_config(args: argparse.Namespace) -> Config:
 
 
 def replace_sync_bn(node: Any) -> int:
-    """Turn every ``norm_cfg``-style ``dict(type='SyncBN', ...)`` into ``BN``; returns how many."""
-    count = 0
-    if isinstance(node, dict):
-        if node.get('type') in SYNC_BN_TYPES:
-            node['type'] = 'BN'
-            count += 1
-        for value in node.values():
-            count += replace_sync_bn(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            count += replace_sync_bn(value)
-    return count
+    """Turn every ``norm_cfg``-style ``dict(type='SyncBN', ...)`` into ``BN``; returns how many.
+
+    For the model config of a distributed run without CUDA (torch's SyncBatchNorm needs a GPU); a model built
+    for one process is reverted by mmengine's Runner itself (``revert_sync_batchnorm``).
+    """
+    found = [d for d in iter_dicts(node) if d.get('type') in SYNC_BN_TYPES]
+    for d in found:
+        d['type'] = 'BN'
+    return len(found)
 
 
 def adapt_to_device(cfg: Config) -> Config:
@@ -85,6 +84,7 @@ def adapt_to_device(cfg: Config) -> Config:
     env_cfg = cfg.get('env_cfg') or ConfigDict()
     env_cfg.setdefault('dist_cfg', ConfigDict())
     env_cfg.dist_cfg.backend = 'gloo'
+    env_cfg.dist_cfg.setdefault('timeout', DEFAULT_TIMEOUT_S)  # a stalled rank fails the run in minutes
     cfg.env_cfg = env_cfg
     if cfg.get('launcher', 'none') != 'none':
         if cfg.get('model_wrapper_cfg') is None:
@@ -104,11 +104,12 @@ def _is_ddp_wrapper(wrapper_cfg: dict) -> bool:
 
 
 def build_runner(cfg: Config):
-    """``Runner.from_cfg`` or the config's ``runner_type``, after importing wavevit_mm's modules."""
+    """``Runner.from_cfg`` or the config's ``runner_type``, after importing wavevit_mm's modules and, on a
+    machine without CUDA, initialising the process group of a distributed launch (the Runner then uses it)."""
     import wavevit_mm  # noqa: F401  (registers WaveViT, the head and SafeCheckpointHook)
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
-    patch_mmengine_dist_for_cpu()
+    setup_dist(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

@@ -6,7 +6,7 @@ stored with ADE20K's ``reduce_zero_label`` convention: 0 = "other" (ignored), 1.
 """
 import os
 import os.path as osp
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -15,6 +15,7 @@ from mmengine.config import Config
 from skimage import data as skdata
 from skimage.draw import disk, polygon, rectangle
 
+from ..utils.model_utils import iter_dicts
 from ..utils.paths import CONFIG_DIR
 from . import TINY_ARCH
 
@@ -78,16 +79,6 @@ def make_ade20k_fixture(root: str, bad_label: Optional[Tuple[str, int]] = None) 
     return root
 
 
-def _walk_dicts(node) -> Iterable[dict]:
-    if isinstance(node, dict):
-        yield node
-        for v in node.values():
-            yield from _walk_dicts(v)
-    elif isinstance(node, (list, tuple)):
-        for v in node:
-            yield from _walk_dicts(v)
-
-
 def shrink_pipelines(cfg: Config, crop: Tuple[int, int] = (64, 64)) -> None:
     """Scale the ADE20K pipelines down for CPU tests, keeping every transform: the crop becomes ``crop``
     and every resize scale shrinks by the same factor (the config's (2048, 512) becomes (256, 64) for a
@@ -96,7 +87,7 @@ def shrink_pipelines(cfg: Config, crop: Tuple[int, int] = (64, 64)) -> None:
     nodes: List[dict] = []
     for key in ('train_pipeline', 'test_pipeline', 'tta_pipeline', 'train_dataloader', 'val_dataloader',
                 'test_dataloader'):
-        nodes.extend(_walk_dicts(cfg.get(key)))
+        nodes.extend(iter_dicts(cfg.get(key)))
     for t in nodes:
         if t.get('type') in ('RandomResize', 'Resize') and t.get('scale') is not None:
             t['scale'] = tuple(int(round(s * factor)) for s in t['scale'])

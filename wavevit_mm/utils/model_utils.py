@@ -1,11 +1,13 @@
 """Helpers shared by the analysis and visualisation tools: build the model of any wavevit_mm config
-(mmpretrain, mmdet or mmseg, picked by the config's ``default_scope``) and make synthetic batches for it.
+(mmpretrain, mmdet or mmseg, picked by the config's ``default_scope``) and make synthetic batches for it; and
+:func:`iter_dicts`, the one walker over nested config dicts.
 
 Used by ``tools/analysis_tools/get_flops.py``, ``benchmark.py`` and ``tools/visualization/vis_wavelets.py``.
 """
+import copy
 import importlib
 import os.path as osp
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -38,43 +40,55 @@ def config_scope(cfg) -> str:
     return scope
 
 
-def _strip_pretrained(node: Any) -> None:
-    """Drop ``Pretrained`` init_cfgs and ``pretrained`` paths (the analysis tools need no checkpoint files)."""
+def iter_dicts(node: Any) -> Iterator[dict]:
+    """Every dict in a nested config (dicts, lists and tuples), a dict before the ones inside it.
+
+    Callers may change the values of a dict they are given (the walk then enters the new values).
+    """
     if isinstance(node, dict):
-        for key in list(node):
-            value = node[key]
-            if key == 'init_cfg' and isinstance(value, dict) and value.get('type') == 'Pretrained':
-                node[key] = None
-            elif key == 'init_cfg' and isinstance(value, list):
-                node[key] = [v for v in value if not (isinstance(v, dict) and v.get('type') == 'Pretrained')]
-            elif key == 'pretrained' and isinstance(value, str):
-                node[key] = None
-            else:
-                _strip_pretrained(value)
+        yield node
+        for value in node.values():
+            yield from iter_dicts(value)
     elif isinstance(node, (list, tuple)):
         for value in node:
-            _strip_pretrained(value)
+            yield from iter_dicts(value)
+
+
+def _is_pretrained(init_cfg: Any) -> bool:
+    return isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'
+
+
+def strip_pretrained(model_cfg: dict) -> None:
+    """Drop ``Pretrained`` init_cfgs and ``pretrained`` paths (the analysis tools need no checkpoint files)."""
+    for node in iter_dicts(model_cfg):
+        init_cfg = node.get('init_cfg')
+        if _is_pretrained(init_cfg):
+            node['init_cfg'] = None
+        elif isinstance(init_cfg, list):
+            node['init_cfg'] = [c for c in init_cfg if not _is_pretrained(c)]
+        if isinstance(node.get('pretrained'), str):
+            node['pretrained'] = None
 
 
 def build_model(cfg, device: str = 'cpu', init_weights: bool = True) -> nn.Module:
     """Build ``cfg.model`` with the registry of the config's library, in eval mode, on ``device``.
 
-    SyncBN becomes BN (one process, possibly no CUDA). With ``init_weights`` (default) the modules get the
+    SyncBN becomes BN (one process, possibly no CUDA: mmengine's ``revert_sync_batchnorm``, as its Runner does
+    for one process). With ``init_weights`` (default) the modules get the
     config's initialisation except pretrained checkpoints (``Pretrained`` init_cfgs are dropped), so heads
     start from their usual priors (e.g. Sparse R-CNN's whole-image proposals) with random weights, no file
     needed; without it they keep their constructors' weights.
     """
     import wavevit_mm  # noqa: F401  (registers WaveViT and the head)
+    from mmengine.model import revert_sync_batchnorm
     from mmengine.registry import init_default_scope
-    from wavevit_mm.engine.launch import replace_sync_bn
     scope = config_scope(cfg)
     init_default_scope(scope)
     registry = importlib.import_module(f'{scope}.registry').MODELS
     importlib.import_module(f'{scope}.models')  # registers the library's models
-    model_cfg = cfg.model.copy()
-    replace_sync_bn(model_cfg)
-    _strip_pretrained(model_cfg)
-    model = registry.build(model_cfg)
+    model_cfg = copy.deepcopy(cfg.model)
+    strip_pretrained(model_cfg)
+    model = revert_sync_batchnorm(registry.build(model_cfg))
     if init_weights:
         from mmengine.logging import MMLogger
         logger = MMLogger.get_current_instance()
