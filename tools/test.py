@@ -57,7 +57,7 @@ def main(argv=None):
     if args.show_dir:
         set_show_dir(cfg, args.show_dir)
     # mmengine would only warn on a mismatch and then test random weights
-    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(type='CheckpointFitHook')]
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(type='CheckpointFitHook', exact=True)]
     runner = build_runner(adapt_to_device(cfg))
     if args.out is not None:
         from mmengine.evaluator import DumpResults

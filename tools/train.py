@@ -5,11 +5,17 @@ The config's ``default_scope`` picks the library. Usage::
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr]
                                  [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+                                 [--no-work-dir-lock]
+
+Checkpoints are saved kill-safely with the random states of the run (an interrupted run resumed with ``--resume``
+continues bit for bit), and one run at a time may use a work dir: see docs/checkpoints.md.
 
 Multi-process: ``tools/dist_train.sh`` (torchrun) and ``tools/slurm_train.sh`` (srun); they work on CPU too.
 """
 import argparse
 from wavevit_mm.engine.launch import add_common_args, adapt_to_device, build_runner, load_config, set_amp, stalled_rank_report  # noqa
+from wavevit_mm.engine.resume import set_resume, use_safe_checkpointing  # noqa: E402
+from wavevit_mm.engine.run_lock import OVERRIDE_FLAG, lock_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -22,6 +28,8 @@ def parse_args(argv=None):
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by the actual total batch size / auto_scale_lr.base_batch_size')
     parser.add_argument('--no-validate', action='store_true', help='do not evaluate during training')
+    parser.add_argument(OVERRIDE_FLAG, action='store_true',
+                        help='do not lock the work dir (by default a second run in the same work dir is refused)')
     add_common_args(parser)
     return parser.parse_args(argv)
 
@@ -33,10 +41,10 @@ def main(argv=None):
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if args.amp:
         set_amp(cfg)
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        cfg.resume, cfg.load_from = True, args.resume
+    # kill-safe checkpoints, random states for an exact resume, checks of what load_from / --resume read
+    use_safe_checkpointing(cfg)
+    lock = None if args.no_work_dir_lock else lock_work_dir(cfg.work_dir, cfg.launcher)  # noqa: F841 (held)
+    set_resume(cfg, args.resume)
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg:
             raise KeyError(f'--auto-scale-lr: {args.config} has no auto_scale_lr setting')

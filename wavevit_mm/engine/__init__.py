@@ -1,5 +1,6 @@
 from .checkpoint_check import CheckpointFitHook
-from .hooks import SafeCheckpointHook
+from .hooks import AtomicCheckpointHook, RandomStateHook, SafeCheckpointHook
 from .optim_wrapper import AutocastOptimWrapper
 
-__all__ = ['AutocastOptimWrapper', 'CheckpointFitHook', 'SafeCheckpointHook']
+__all__ = ['AtomicCheckpointHook', 'AutocastOptimWrapper', 'CheckpointFitHook', 'RandomStateHook',
+           'SafeCheckpointHook']

@@ -1,3 +1,5 @@
-from .safe_load import UnsafeCheckpointError, load_checkpoint_file
+from .safe_load import (SAFE_GLOBALS, CheckpointError, InvalidCheckpointError, UnsafeCheckpointError,
+                        load_checkpoint_file)
 
-__all__ = ['UnsafeCheckpointError', 'load_checkpoint_file']
+__all__ = ['SAFE_GLOBALS', 'CheckpointError', 'InvalidCheckpointError', 'UnsafeCheckpointError',
+           'load_checkpoint_file']

@@ -1,0 +1,183 @@
+"""Fault injection for the kill / resume tests: a hook that SIGKILLs its own training process at a chosen instant
+of a checkpoint save, and a fork server that runs many short ``tools/train.py`` runs without paying the import
+time of torch + mmengine + mmpretrain for each (about 6 s of CPU each; a child of the server starts in ~0.1 s).
+
+The server (``python -m wavevit_mm.testing.faults``) imports everything once, then reads one JSON request per line
+on stdin, ``{"argv": [...], "env": {...}, "log": PATH}``, forks a child that runs ``tools/train.py``'s
+``main(argv)`` with that environment and its output in ``log``, waits for it and answers one JSON line,
+``{"exitcode": N, "seconds": S}`` (``N`` negative: killed by signal ``-N``). :class:`ForkServer` is the client.
+The children are real, separate training processes: a SIGKILL ends one exactly as it ends a launched run.
+"""
+import gc
+import json
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Dict, List, Optional, Sequence
+
+from mmengine.hooks import CheckpointHook, Hook
+from mmengine.registry import HOOKS
+
+#: instants of a save at which :class:`KillDuringSaveHook` can kill, in the order a save passes them
+INSTANTS = ('before_write', 'open_temp', 'rename_ckpt', 'open_last', 'rename_last', 'remove_old', 'after_save')
+
+
+def _kill_now() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@HOOKS.register_module()
+class KillDuringSaveHook(Hook):
+    """SIGKILL this process during the first checkpoint save it makes.
+
+    Args:
+        instant (str): Where: one of :data:`INSTANTS`, or ``'delay'``. ``before_write``: when the Runner hands
+            over the checkpoint, before any file is touched; ``open_temp`` / ``open_last``: when the checkpoint's
+            / ``last_checkpoint``'s temporary file is opened for writing (nothing written yet); ``rename_ckpt`` /
+            ``rename_last``: right before it is renamed into place; ``remove_old``: right before an old
+            checkpoint is deleted (mmengine's own hook does this before writing the new one); ``after_save``:
+            after the whole save, before the next epoch. The file events are caught with a Python audit hook
+            (``sys.addaudithook``: the ``open``, ``os.rename`` and ``os.remove`` events). ``delay``: ``delay``
+            seconds after the save starts, wherever it then is.
+        delay (float): Seconds, for ``instant='delay'``.
+    """
+
+    priority = 'HIGH'  # after_train_epoch: before the checkpoint hook (VERY_LOW) starts saving
+
+    def __init__(self, instant: str, delay: float = 0.) -> None:
+        if instant not in INSTANTS + ('delay', ):
+            raise ValueError(f'instant must be one of {INSTANTS + ("delay", )}, got {instant!r}')
+        self.instant = instant
+        self.delay = delay
+        self._armed = False
+
+    def after_train_epoch(self, runner) -> None:
+        if self._armed:
+            return
+        self._armed = True
+        if self.instant == 'delay':
+            threading.Thread(target=lambda: (time.sleep(self.delay), _kill_now()), daemon=True).start()
+        elif self.instant not in ('before_write', 'after_save'):
+            sys.addaudithook(self._on_event)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self._armed and self.instant == 'before_write':
+            _kill_now()
+
+    def before_train_epoch(self, runner) -> None:
+        if self._armed and self.instant == 'after_save':
+            _kill_now()
+
+    def _on_event(self, event: str, args: tuple) -> None:
+        if event == 'open' and isinstance(args[0], str) and isinstance(args[1], str) and 'w' in args[1]:
+            name = osp.basename(args[0])
+            if '.tmp-' in name and ((self.instant == 'open_temp' and '.pth.' in name)
+                                    or (self.instant == 'open_last' and 'last_checkpoint' in name)):
+                _kill_now()
+        elif event == 'os.rename' and isinstance(args[1], str):
+            dst = osp.basename(args[1])
+            if (self.instant == 'rename_ckpt' and dst.endswith('.pth')) or (
+                    self.instant == 'rename_last' and dst == 'last_checkpoint'):
+                _kill_now()
+        elif event == 'os.remove' and self.instant == 'remove_old' and str(args[0]).endswith('.pth'):
+            _kill_now()
+
+
+@HOOKS.register_module()
+class MmengineOrderCheckpointHook(CheckpointHook):
+    """mmengine's ``CheckpointHook`` unchanged (old checkpoint deleted first, new one written in place), under a
+    name ``tools/train.py`` does not replace: the contrast case of the kill tests."""
+
+
+class ForkServer:
+    """Client of the fork server (see the module docstring); use as a context manager.
+
+    Args:
+        env (dict): The server's environment (the children inherit it; ``OMP_NUM_THREADS`` belongs here).
+        log (str): Where the server's own stderr goes.
+    """
+
+    def __init__(self, env: Dict[str, str], log: str) -> None:
+        self._log = open(log, 'w')
+        self.proc = subprocess.Popen([sys.executable, '-m', 'wavevit_mm.testing.faults'], env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log)
+
+    def run(self, argv: Sequence[str], log: str, env: Optional[Dict[str, str]] = None) -> Dict:
+        """Run ``tools/train.py argv`` in a forked child; returns ``{"exitcode", "seconds", "output"}``."""
+        self.proc.stdin.write(json.dumps(dict(argv=list(argv), env=env or {}, log=log)) + '\n')
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f'the fork server died (exit code {self.proc.wait()}); see {self._log.name}')
+        result = json.loads(line)
+        with open(log) as f:
+            result['output'] = f.read()
+        return result
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+        self._log.close()
+
+    def __enter__(self) -> 'ForkServer':
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _serve() -> None:
+    import runpy
+    import traceback
+
+    from mmpretrain.utils import register_all_modules
+
+    import wavevit_mm  # noqa: F401
+    import wavevit_mm.testing.hooks  # noqa: F401
+    from wavevit_mm.utils.paths import TOOLS_DIR
+    register_all_modules(init_default_scope=False)
+    train_main = runpy.run_path(osp.join(TOOLS_DIR, 'train.py'), run_name='wavevit_train')['main']
+    protocol = os.fdopen(os.dup(1), 'w')  # the answers; anything else printed to stdout goes to stderr
+    os.dup2(2, 1)
+    gc.freeze()  # the children's gc.collect() (mmengine datasets call it) skips the server's million objects
+    for line in sys.stdin:
+        request = json.loads(line)
+        t0 = time.time()
+        pid = os.fork()
+        if pid == 0:  # the child: one tools/train.py run
+            code = 1
+            try:
+                fd = os.open(request['log'], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                sys.stdout.reconfigure(line_buffering=True)  # nothing is lost to a SIGKILL
+                os.environ.update(request['env'])
+                sys.argv = [osp.join(TOOLS_DIR, 'train.py'), *request['argv']]
+                train_main(request['argv'])
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        protocol.write(json.dumps(dict(exitcode=os.waitstatus_to_exitcode(status),
+                                       seconds=round(time.time() - t0, 3))) + '\n')
+        protocol.flush()
+
+
+def checkpoint_files(work_dir: str) -> List[str]:
+    """The checkpoint and temporary files in a work dir, sorted."""
+    return sorted(f for f in os.listdir(work_dir) if f.endswith('.pth') or '.tmp-' in f)
+
+
+if __name__ == '__main__':
+    _serve()
