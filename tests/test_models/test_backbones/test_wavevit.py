@@ -183,8 +183,90 @@ def test_bad_arguments():
         WaveViT(TINY_ARCH, out_indices=(0, 4))
     with pytest.raises(ValueError, match='out_indices -5 is out of range'):
         WaveViT(TINY_ARCH, out_indices=-5)
-    with pytest.raises(ValueError, match=r'frozen_stages must be in \[-1, 4\]'):
+    with pytest.raises(ValueError, match=r'frozen_stages must be an int in \[-1, 4\]'):
         WaveViT(TINY_ARCH, frozen_stages=5)
+
+
+@pytest.mark.parametrize('kwargs, error, message', [
+    # issue 11 item 8: each names the argument, what is wrong and what is allowed
+    (dict(out_indices=(0.5, )), TypeError, r'out_indices must hold stage indices \(ints\), got 0.5'),
+    (dict(out_indices=(True, )), TypeError, r'out_indices must hold stage indices \(ints\), got True'),
+    (dict(out_indices=[]), TypeError, 'out_indices must be an int or a non-empty sequence'),
+    (dict(arch=dict(TINY_ARCH, num_heads=[0, 2, 3, 4])), ValueError,
+     r"arch\['num_heads'\]\[0\] \(stage 1\) must be an int >= 1, got 0"),
+    (dict(arch=dict(TINY_ARCH, depths=[1, -1, 2, 1])), ValueError,
+     r"arch\['depths'\]\[1\] \(stage 2\) must be an int >= 0, got -1"),
+    (dict(arch=dict(TINY_ARCH, depths=[1, 1.0, 2, 1])), ValueError, r"arch\['depths'\]\[1\] .* got 1.0"),
+    (dict(arch=dict(TINY_ARCH, sr_ratios=[4, 2, 0, 1])), ValueError,
+     r"arch\['sr_ratios'\]\[2\] \(stage 3\) must be an int >= 1, got 0"),
+    (dict(arch=dict(TINY_ARCH, sr_ratios=[0, 2, 1, 1])), ValueError, r"arch\['sr_ratios'\]\[0\]"),
+    (dict(arch=dict(TINY_ARCH, mlp_ratios=[8, 8, 0, 4])), ValueError,
+     r"arch\['mlp_ratios'\]\[2\] \(stage 3\) must be a positive number"),
+    (dict(arch=dict(TINY_ARCH, embed_dims=[16, -32, 48, 64])), ValueError, r"arch\['embed_dims'\]\[1\]"),
+    (dict(arch=dict(TINY_ARCH, stem_channels=0)), ValueError, r"arch\['stem_channels'\] must be an int >= 1"),
+    (dict(arch=dict(TINY_ARCH, depths=3)), ValueError, r"arch\['depths'\] needs one value per stage \(4\)"),
+    (dict(in_channels=0), ValueError, 'in_channels must be an int >= 1, got 0'),
+    (dict(drop_path_rate=1.0), ValueError, r'drop_path_rate must be a number in \[0, 1\), got 1.0'),
+    (dict(frozen_stages=1.5), ValueError, 'frozen_stages must be an int'),
+])
+def test_bad_argument_values(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        WaveViT(**{'arch': TINY_ARCH, **kwargs})
+
+
+def test_stage_without_blocks():
+    model = WaveViT(dict(TINY_ARCH, depths=[1, 0, 2, 1])).eval()
+    assert len(model.block2) == 0
+    assert [tuple(o.shape[1:]) for o in model(torch.randn(1, 3, 64, 64))] == \
+        expected_shapes(dict(TINY_ARCH), 64, 64)
+
+
+def test_min_input_size_follows_sr_ratios():
+    model = WaveViT(dict(TINY_ARCH, sr_ratios=[8, 2, 1, 1])).eval()
+    assert model.min_input_size == 57  # stage 1's sub-band grid ceil(57 / 8) = 8 covers one 8 x 8 kv patch
+    assert model(torch.randn(1, 3, 57, 64))[0].shape[-2:] == (15, 16)
+    with pytest.raises(ValueError, match='at least 57 x 57 pixels.*got 56 x 64'):
+        model(torch.randn(1, 3, 56, 64))
+
+
+def test_empty_batch():
+    model = WaveViT(TINY_ARCH).eval()
+    outs = model(torch.randn(0, 3, 64, 96))
+    assert [tuple(o.shape) for o in outs] == [(0, c, h, w) for c, h, w in expected_shapes(TINY_ARCH, 64, 96)]
+    model.train()
+    with pytest.raises(ValueError, match='batch of 0 images in training mode.*NaN running statistics'):
+        model(torch.randn(0, 3, 64, 64))
+    assert all(torch.isfinite(b).all() for b in model.buffers())
+    model = WaveViT(TINY_ARCH, norm_eval=True).train()  # no BatchNorm in training mode: empty maps again
+    assert model(torch.randn(0, 3, 64, 64))[3].shape == (0, 64, 2, 2)
+
+
+def test_later_stages_skipped_when_not_output():
+    model = WaveViT(TINY_ARCH, out_indices=(1, )).eval()
+    called = []
+    model.block3.register_forward_pre_hook(lambda *args: called.append(3))
+    assert model(torch.randn(1, 3, 64, 64))[0].shape == (1, 32, 8, 8) and not called
+
+
+def test_mlp_hooks_fire_and_inplace_gelu():
+    """Plain modules all the way: hooks on ``mlp.dwconv`` / ``mlp.act`` fire in every mode; the GELU works in
+    place only when no gradient is recorded (its input is the convolution's fresh output)."""
+    model = WaveViT(TINY_ARCH)
+    mlp = model.block1[0].mlp
+    seen = []
+    mlp.dwconv.register_forward_hook(lambda m, i, o: seen.append(('dwconv', o.clone())))
+    mlp.act.register_forward_hook(lambda m, i, o: seen.append(('act', i[0] is o, o)))
+    x = torch.randn(2, 3, 64, 64)
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    (_, conv_out), (_, inplace, act_out) = seen
+    assert inplace
+    torch.testing.assert_close(act_out, torch.nn.functional.gelu(conv_out), rtol=0, atol=0)
+    seen.clear()
+    model.train()
+    model(x)
+    assert [s[0] for s in seen] == ['dwconv', 'act'] and not seen[1][1]  # out of place under autograd
 
 
 def test_bad_inputs():

@@ -1,7 +1,6 @@
 """The backbone compiles with torch.compile and exports to ONNX, and both give PyTorch's outputs.
 
-Both trace the eager model, so they also check that the CPU fast paths of the backbone (oneDNN linear and
-fused convolution + GELU) step aside while tracing: the traced graphs hold only standard ops.
+Both trace the eager model in inference (where the MLP's GELU works in place) and in training.
 
 ``torch.compile`` uses the ``aot_eager`` backend: it runs the same Dynamo graph capture (``fullgraph=True``,
 so any graph break fails) and AOT-autograd tracing of forward and backward as ``inductor``, without the C++

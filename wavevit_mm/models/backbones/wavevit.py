@@ -7,7 +7,8 @@ official checkpoints load without renaming; see :mod:`wavevit_mm.models.ckpt_con
 import contextlib
 import math
 from copy import deepcopy
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from numbers import Integral, Real
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -38,105 +39,27 @@ MIN_INPUT_SIZE = 32
 MIN_LOADED_FRACTION = 0.5
 
 
-def _tracing() -> bool:
-    """True while torch.compile / torch.export / ONNX export / TorchScript / FX trace the model."""
-    return (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
-            or torch.onnx.is_in_onnx_export() or torch.fx._symbolic_trace.is_fx_symbolic_tracing())
+class GELU(nn.GELU):
+    """The exact GELU, computed in place when no gradient is needed.
 
-
-def _probe_onednn_linear() -> Optional[Callable[..., Tensor]]:
-    """oneDNN's fused linear op, if this build has it and it computes ``F.linear``; else None.
-
-    On CPUs where MKL's sgemm does not use the widest vector units (e.g. AVX-512 on AMD Zen), oneDNN's fp32
-    matmul is about twice as fast; it is the same kernel family that ``torch.compile`` uses on CPU.
-    """
-    try:
-        op = torch.ops.mkldnn._linear_pointwise
-        g = torch.Generator().manual_seed(0)
-        x, w, b = (torch.randn(3, 5, 8, generator=g), torch.randn(6, 8, generator=g), torch.randn(6, generator=g))
-        ok = torch.allclose(op(x, w, b, 'none', [], ''), F.linear(x, w, b), rtol=1e-5, atol=1e-5)
-        ok = ok and torch.allclose(op(x, w, None, 'none', [], ''), F.linear(x, w), rtol=1e-5, atol=1e-5)
-        return op if ok and torch.backends.mkldnn.is_available() else None
-    except (AttributeError, RuntimeError, TypeError):  # pragma: no cover - builds without oneDNN / other API
-        return None
-
-
-_ONEDNN_LINEAR = _probe_onednn_linear()
-
-
-def _probe_onednn_conv_gelu() -> Optional[Callable[..., Tensor]]:
-    """oneDNN's convolution with a fused exact GELU, if this build has it and it computes ``gelu(conv)``."""
-    try:
-        op = torch.ops.mkldnn._convolution_pointwise
-        g = torch.Generator().manual_seed(0)
-        x = torch.randn(2, 6, 5, 7, generator=g).contiguous(memory_format=torch.channels_last)
-        w, b = torch.randn(6, 1, 3, 3, generator=g), torch.randn(6, generator=g)
-        out = op(x, w, b, [1, 1], [1, 1], [1, 1], 6, 'gelu', [], 'none')
-        ok = torch.allclose(out, F.gelu(F.conv2d(x, w, b, padding=1, groups=6)), rtol=1e-5, atol=1e-5)
-        return op if ok and out.is_contiguous(memory_format=torch.channels_last) else None
-    except (AttributeError, RuntimeError, TypeError):  # pragma: no cover - builds without oneDNN / other API
-        return None
-
-
-_ONEDNN_CONV_GELU = _probe_onednn_conv_gelu()
-#: whether oneDNN has native bfloat16 kernels on this CPU (else the fused op is not used under bf16 autocast)
-_ONEDNN_BF16 = bool(getattr(torch.ops.mkldnn, '_is_mkldnn_bf16_supported', lambda: False)())
-
-
-def _plain_fp32_cpu(x: Tensor, weight: Tensor) -> bool:
-    """Whether oneDNN kernels may replace the standard ops: float32 on CPU, no autocast, no tracing."""
-    return (x.dtype == torch.float32 and weight.dtype == torch.float32 and x.device.type == 'cpu'
-            and not torch.is_autocast_enabled('cpu') and not _tracing())
-
-
-def _needs_grad(*tensors: Optional[Tensor]) -> bool:
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-
-
-def _onednn_mm(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
-    """``x @ weight.T + bias`` by oneDNN (no autograd)."""
-    return _ONEDNN_LINEAR(x, weight, bias, 'none', [], '')
-
-
-class _OneDNNLinearFunction(torch.autograd.Function):
-    """``F.linear`` with oneDNN matmuls in the forward and the backward (float32 CPU tensors)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        return _onednn_mm(x, weight, bias)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], ...]:
-        x, weight = ctx.saved_tensors
-        grad = grad.contiguous()
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = _onednn_mm(grad, weight.t())
-        grad_2d = grad.reshape(-1, grad.shape[-1])
-        if ctx.needs_input_grad[1]:
-            grad_w = _onednn_mm(grad_2d.t(), x.reshape(-1, x.shape[-1]).t())
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = grad_2d.sum(0)
-        return grad_x, grad_w, grad_b
-
-
-class Linear(nn.Linear):
-    """``nn.Linear`` (same parameters, same function) computed with oneDNN for float32 CPU tensors.
-
-    Falls back to ``F.linear`` for other dtypes and devices, under autocast (which picks its own kernels),
-    and while the model is compiled or exported, so traced graphs contain the standard op.
+    In the MLP its input is the depthwise convolution's fresh output, which nothing else reads; at inference an
+    in-place GELU saves allocating (and, for the large stage-1 maps, page-faulting) one more tensor of the
+    block's largest size. With autograd recording (``x.requires_grad``) it is the standard out-of-place op.
+    Note for forward hooks on ``mlp.dwconv``: at inference the tensor they receive as output is overwritten
+    by the GELU afterwards (as with ``ReLU(inplace=True)``); clone it in the hook to keep it.
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        if _ONEDNN_LINEAR is None or not _plain_fp32_cpu(x, self.weight):
-            return F.linear(x, self.weight, self.bias)
-        x = x.contiguous()
-        if _needs_grad(x, self.weight, self.bias):
-            return _OneDNNLinearFunction.apply(x, self.weight, self.bias)
-        return _onednn_mm(x, self.weight, self.bias)
+        if torch.is_grad_enabled() and x.requires_grad:
+            return F.gelu(x, approximate=self.approximate)
+        return torch.ops.aten.gelu_(x, approximate=self.approximate)
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    """``value`` if it is an int (not a bool) of at least ``minimum``, else a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise ValueError(f'{name} must be an int >= {minimum}, got {value!r}')
+    return int(value)
 
 
 def _layer_norm(dim: int, eps: float) -> nn.LayerNorm:
@@ -205,41 +128,13 @@ class Mlp(nn.Module):
 
     def __init__(self, dim: int, hidden_dim: int) -> None:
         super().__init__()
-        self.fc1 = Linear(dim, hidden_dim)
+        self.fc1 = nn.Linear(dim, hidden_dim)
         self.dwconv = DWConv(hidden_dim)
-        self.act = nn.GELU()
-        self.fc2 = Linear(hidden_dim, dim)
+        self.act = GELU()
+        self.fc2 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x: Tensor, hw: HW) -> Tensor:
-        x = self.fc1(x)
-        dtype = self._fused_dtype(x)
-        if dtype is not None:
-            # inference: the convolution with the GELU fused into it (one pass over the hidden features less)
-            conv = self.dwconv.dwconv
-            x = _ONEDNN_CONV_GELU(_tokens_to_map(x, hw), conv.weight.to(dtype), conv.bias.to(dtype), conv.padding,
-                                  conv.stride, conv.dilation, conv.groups, 'gelu', [], 'none')
-            x = x.flatten(2).transpose(1, 2)
-        else:
-            x = self.act(self.dwconv(x, hw))
-        return self.fc2(x)
-
-    def _fused_dtype(self, x: Tensor) -> Optional[torch.dtype]:
-        """The dtype to run the fused convolution + GELU in, or None for the standard ops.
-
-        Inference only (the fused op has no backward): float32 as is, or bfloat16 under CPU autocast (where
-        the convolution would run in bfloat16 anyway).
-        """
-        conv = self.dwconv.dwconv
-        if (_ONEDNN_CONV_GELU is None or x.device.type != 'cpu' or conv.bias is None
-                or _needs_grad(x, conv.weight, conv.bias) or _tracing()):
-            return None
-        if conv.weight.dtype != torch.float32:
-            return None
-        if not torch.is_autocast_enabled('cpu'):
-            return torch.float32 if x.dtype == torch.float32 else None
-        if x.dtype == torch.bfloat16 == torch.get_autocast_dtype('cpu') and _ONEDNN_BF16:
-            return torch.bfloat16
-        return None
+        return self.fc2(self.act(self.dwconv(self.fc1(x), hw)))
 
 
 def _split_heads(x: Tensor, num_heads: int) -> Tensor:
@@ -251,7 +146,7 @@ def _split_heads(x: Tensor, num_heads: int) -> Tensor:
 def _attend(q: Tensor, kv: Tensor, num_heads: int) -> Tensor:
     """Softmax attention of ``q`` (``B x N x C``) over ``kv`` (``B x M x 2C``, keys first), heads merged."""
     B, N, C = q.shape
-    k, v = kv.reshape(B, -1, 2, num_heads, C // num_heads).permute(2, 0, 3, 1, 4).unbind(0)
+    k, v = kv.reshape(B, kv.shape[1], 2, num_heads, C // num_heads).permute(2, 0, 3, 1, 4).unbind(0)
     out = F.scaled_dot_product_attention(_split_heads(q, num_heads), k, v)  # scale = head_dim ** -0.5
     return out.transpose(1, 2).reshape(B, N, C)
 
@@ -271,7 +166,7 @@ class WaveAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, sr_ratio: int, norm_cfg: dict) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.q = Linear(dim, dim)
+        self.q = nn.Linear(dim, dim)
         self.reduce = nn.Sequential(
             nn.Conv2d(dim, dim // 4, kernel_size=1),
             build_norm_layer(norm_cfg, dim // 4)[1],
@@ -282,8 +177,8 @@ class WaveAttention(nn.Module):
             nn.ReLU(inplace=True))
         self.kv_embed = (nn.Conv2d(dim, dim, kernel_size=sr_ratio, stride=sr_ratio)
                          if sr_ratio > 1 else nn.Identity())
-        self.kv = nn.Sequential(nn.LayerNorm(dim), Linear(dim, dim * 2))
-        self.proj = Linear(dim + dim // 4, dim)
+        self.kv = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim * 2))
+        self.proj = nn.Linear(dim + dim // 4, dim)
 
     def forward(self, x: Tensor, hw: HW) -> Tensor:
         H, W = hw
@@ -302,9 +197,9 @@ class Attention(nn.Module):
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.q = Linear(dim, dim)
-        self.kv = Linear(dim, dim * 2)
-        self.proj = Linear(dim, dim)
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, dim * 2)
+        self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor, hw: HW) -> Tensor:
         return self.proj(_attend(self.q(x), self.kv(x), self.num_heads))
@@ -421,11 +316,14 @@ class WaveViT(BaseModule):
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)
-        self.in_channels = in_channels
+        self.in_channels = _check_int('in_channels', in_channels, 1)
         self.out_indices = self._parse_out_indices(out_indices)
-        if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'frozen_stages must be in [-1, {self.num_stages}] (-1: nothing, 0: the stem, '
-                             f'k: the stem and stages 1..k), got {frozen_stages}')
+        if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, Real) or not 0 <= drop_path_rate < 1:
+            raise ValueError(f'drop_path_rate must be a number in [0, 1), got {drop_path_rate!r}')
+        if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, Integral) \
+                or not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'frozen_stages must be an int in [-1, {self.num_stages}] (-1: nothing, 0: the stem, '
+                             f'k: the stem and stages 1..k), got {frozen_stages!r}')
         self.frozen_stages = frozen_stages
         self.final_norm = final_norm
         self.norm_eval = norm_eval
@@ -475,10 +373,20 @@ class WaveViT(BaseModule):
         if extra:
             raise ValueError(f'custom arch dict has unknown keys {extra} (allowed: {list(cls._arch_keys())})')
         settings = deepcopy(arch)
+        _check_int('arch[\'stem_channels\']', settings['stem_channels'], 1)
         for key in cls._arch_keys()[1:]:
-            if len(settings[key]) != cls.num_stages:
-                raise ValueError(f'arch[{key!r}] needs one value per stage ({cls.num_stages}), '
-                                 f'got {settings[key]}')
+            values = settings[key]
+            if not isinstance(values, Sequence) or isinstance(values, str) or len(values) != cls.num_stages:
+                raise ValueError(f'arch[{key!r}] needs one value per stage ({cls.num_stages}), got {values!r}')
+            for i, value in enumerate(values):
+                name = f'arch[{key!r}][{i}] (stage {i + 1})'
+                if key == 'mlp_ratios':
+                    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) \
+                            or int(settings['embed_dims'][i] * value) < 1:
+                        raise ValueError(f'{name} must be a positive number that leaves at least one hidden '
+                                         f'channel (embed_dims x mlp_ratio >= 1), got {value!r}')
+                else:  # depths may be 0 (a stage of downsampling and norm only); the rest must be positive
+                    _check_int(name, value, 0 if key == 'depths' else 1)
         for i, (dim, heads) in enumerate(zip(settings['embed_dims'], settings['num_heads'])):
             if dim % heads:
                 raise ValueError(f'stage {i + 1}: embed_dims {dim} is not divisible by num_heads {heads}')
@@ -492,12 +400,14 @@ class WaveViT(BaseModule):
         return ('stem_channels', 'embed_dims', 'num_heads', 'depths', 'mlp_ratios', 'sr_ratios')
 
     def _parse_out_indices(self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
-        if isinstance(out_indices, int):
+        if isinstance(out_indices, Integral) and not isinstance(out_indices, bool):
             out_indices = [out_indices]
         if not isinstance(out_indices, Sequence) or not out_indices:
             raise TypeError(f'out_indices must be an int or a non-empty sequence of ints, got {out_indices!r}')
         parsed = []
         for index in out_indices:
+            if isinstance(index, bool) or not isinstance(index, Integral):
+                raise TypeError(f'out_indices must hold stage indices (ints), got {index!r} in {out_indices!r}')
             if not -self.num_stages <= index < self.num_stages:
                 raise ValueError(f'out_indices {index} is out of range: valid are 0..{self.num_stages - 1} '
                                  f'or -{self.num_stages}..-1')
@@ -505,13 +415,25 @@ class WaveViT(BaseModule):
         return tuple(sorted(set(parsed)))
 
     # ------------------------------------------------------------------------------------------ forward
+    @property
+    def min_input_size(self) -> int:
+        """Smallest input side: 32 (stage 4 is then 1 x 1), or more where a wavelet stage's ``sr_ratio`` needs
+        its sub-band grid (``ceil(side / 2**(i+3))`` for stage ``i`` = 0, 1) to cover one key-value patch."""
+        sr = self.arch_settings['sr_ratios']
+        return max([MIN_INPUT_SIZE] + [2**(i + 3) * (sr[i] - 1) + 1 for i in self.wavelet_stages])
+
     def _check_input(self, x: Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'WaveViT expects a B x {self.in_channels} x H x W tensor, '
                              f'got shape {tuple(x.shape)}')
-        if x.shape[2] < MIN_INPUT_SIZE or x.shape[3] < MIN_INPUT_SIZE:
-            raise ValueError(f'WaveViT needs inputs of at least {MIN_INPUT_SIZE} x {MIN_INPUT_SIZE} pixels '
+        size = self.min_input_size
+        if x.shape[2] < size or x.shape[3] < size:
+            raise ValueError(f'WaveViT needs inputs of at least {size} x {size} pixels '
                              f'(any size from there on), got {x.shape[2]} x {x.shape[3]}')
+        if x.shape[0] == 0 and any(m.training for m in self.modules() if isinstance(m, _BatchNorm)):
+            raise ValueError('WaveViT got a batch of 0 images in training mode: its BatchNorm layers would '
+                             'record NaN running statistics. Skip empty batches, or call eval() (an empty batch '
+                             'then gives empty maps)')
 
     def _run_block(self, block: WaveViTBlock, x: Tensor, hw: HW) -> Tensor:
         if self.with_cp and self.training and x.requires_grad:
@@ -527,8 +449,7 @@ class WaveViT(BaseModule):
     def forward_stages(self, x: Tensor, hw: HW) -> Tuple[Tensor, ...]:
         """Stages 1-4 on the stem's tokens; returns the maps of ``out_indices``."""
         outs = []
-        B = x.shape[0]
-        for i in range(self.num_stages):
+        for i in range(self.out_indices[-1] + 1):  # stages after the last output are not run
             if i > 0:
                 x, hw = getattr(self, f'patch_embed{i + 1}')(x)
             for block in getattr(self, f'block{i + 1}'):
@@ -536,7 +457,7 @@ class WaveViT(BaseModule):
             norm = getattr(self, f'norm{i + 1}', None)
             if norm is not None:
                 x = norm(x)
-            x = x.transpose(1, 2).reshape(B, -1, hw[0], hw[1])
+            x = _tokens_to_map(x, hw)
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
