@@ -123,6 +123,7 @@ def run_phase(name: str, cmd: List[str], total: int, unit: str, log_file: str, c
     ``verbose``, to the console as well). Returns the output; a failure ends the quickstart with the output's
     last lines and the log file's name.
     """
+    from rich.text import Text
     env = dict(os.environ, PYTHONWARNINGS='ignore::UserWarning')
     # a model this small is mostly tiny ops: one thread is faster than several fighting over 2 cores
     env.setdefault('OMP_NUM_THREADS', '1')
@@ -138,7 +139,7 @@ def run_phase(name: str, cmd: List[str], total: int, unit: str, log_file: str, c
             log.write(line)
             lines.append(line)
             if verbose:
-                bar.console.print(line.rstrip('\n'), markup=False, highlight=False, soft_wrap=True)
+                bar.console.print(Text.from_ansi(line.rstrip('\n')), soft_wrap=True)  # mmengine colours warnings
             if (m := TRAIN_RE.search(line)):
                 epoch, it, per_epoch = map(int, m.groups()[:3])
                 loss = f'epoch {epoch}, loss {float(m.group(4)):.3f}'

@@ -184,6 +184,8 @@ def test_inheriting_this_projects_configs(project, tmp_path):
         assert cfg.model.backbone == base.model.backbone and cfg.model.backbone.type == 'WaveViT'
         assert cfg.model.roi_head.bbox_head.num_classes == 3 and cfg.model.roi_head.mask_head.num_classes == 3
         assert cfg.custom_imports == base.custom_imports and cfg.get('custom_hooks') == base.get('custom_hooks')
+        assert any(h.get('type') == 'SafeCheckpointHook' for h in cfg.get('custom_hooks') or []), \
+            'the shipped configs must list SafeCheckpointHook (docs/downstream.md says the inherited config brings it)'
     prefixed = tmp_path / 'prefixed.py'
     prefixed.write_text("_base_ = 'wavevit_mm::detection/mask-rcnn_wavevit-s_fpn_1x_coco.py'\n")
     with pytest.raises(AssertionError, match='mmengine does not support to load wavevit_mm config'):
