@@ -6,7 +6,8 @@
 - :func:`randomize_norm_stats`: non-trivial norm statistics for eval-mode comparisons;
 - :mod:`.det_data`, :mod:`.seg_data`, :mod:`.launch`: tiny COCO / ADE20K / ImageNet-folder data sets made from
   images that ship with scikit-image and scikit-learn, and the launch-test helpers; :mod:`.hooks`: hooks the
-  launch tests' configs import through ``custom_imports``.
+  launch tests' configs import through ``custom_imports``; :mod:`.figures`: the check every PNG a tool writes gets
+  in its test (a real PNG, its size, not blank).
 
 Only this module is imported eagerly; the data helpers need the test requirements (scikit-image, mmdet, mmseg).
 """
