@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Run a Wave-ViT model of any of the three tasks on one image and write the painted prediction as a PNG.
 
-    python demo/image_demo.py demo/demo.jpg wavevit-s_8xb128_in1k-tokenlabel --checkpoint wavevit-mm://wavevit-s_in1k.pth
+    python demo/image_demo.py demo/demo.jpg wavevit-s_8xb128_in1k-tokenlabel \\
+        --checkpoint wavevit-mm://wavevit-s_in1k.pth
     python demo/image_demo.py demo/demo.jpg mask-rcnn_wavevit-s_fpn_1x_coco --checkpoint work_dirs/.../epoch_12.pth
     python demo/image_demo.py demo/demo.jpg configs/segmentation/upernet_wavevit-s_8xb2-160k_ade20k-512x512.py \\
         --checkpoint work_dirs/.../iter_160000.pth
@@ -27,7 +28,7 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import DefaultScope
 
-from wavevit_mm.apis import WEIGHTS_SCHEME, get_model_info, local_weights_path, missing_weights_message
+from wavevit_mm.apis import check_weights, resolve_config
 
 RANDOM_LABEL = 'RANDOM WEIGHTS (no --checkpoint)'
 TASKS = {'mmpretrain': 'classification', 'mmdet': 'detection', 'mmseg': 'segmentation'}
@@ -36,7 +37,7 @@ TASKS = {'mmpretrain': 'classification', 'mmdet': 'detection', 'mmseg': 'segment
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('img', help='image file')
-    parser.add_argument('model', help='config file, or a model name of the project (e.g. mask-rcnn_wavevit-s_fpn_1x_coco)')
+    parser.add_argument('model', help='config file or model name (e.g. mask-rcnn_wavevit-s_fpn_1x_coco)')
     parser.add_argument('--checkpoint', help='checkpoint file or wavevit-mm:// address; none: random weights')
     parser.add_argument('--out-file', help='output PNG (default: outputs/<image>_<model>.png)')
     parser.add_argument('--device', default='cuda:0' if torch.cuda.is_available() else 'cpu')
@@ -49,27 +50,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def load_config(model: str, cfg_options: Optional[dict] = None) -> Config:
     """The config of a config file or of a model name of the project's index."""
-    if model.endswith('.py'):
-        if not osp.isfile(model):
-            raise FileNotFoundError(f'config file not found: {model}')
-        path = model
-    else:
-        path = get_model_info(model).config
+    path = resolve_config(model)
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if cfg.get('default_scope') not in TASKS:
         raise ValueError(f'{path}: default_scope {cfg.get("default_scope")!r} is none of {sorted(TASKS)}')
     return cfg
-
-
-def check_checkpoint(checkpoint: Optional[str]) -> None:
-    """Fail early, with what to do, when a local checkpoint (file or wavevit-mm:// address) is missing."""
-    if checkpoint is None or ('://' in checkpoint and not checkpoint.startswith(WEIGHTS_SCHEME)):
-        return
-    if not osp.isfile(local_weights_path(checkpoint)):
-        raise FileNotFoundError(missing_weights_message(checkpoint) if checkpoint.startswith(WEIGHTS_SCHEME)
-                                else f'checkpoint file not found: {checkpoint}')
 
 
 def dataset_meta_of(cfg: Config, datasets) -> dict:
@@ -87,8 +74,9 @@ def classify(cfg: Config, img: str, checkpoint: Optional[str], args) -> Tuple[np
     sample.set_pred_label(labels)  # the visualizer draws every predicted label with its score
     visualizer = UniversalVisualizer()
     visualizer.visualize_cls(mmcv.imread(img, channel_order='rgb'), sample, classes=classes, draw_gt=False)
-    lines = [f'top-{args.topk} classes:'] + [f'  {rank}. {int(label):4d} {classes[label]:<40s} {100 * float(score):6.2f} %'
-                                             for rank, (label, score) in enumerate(zip(labels, scores), 1)]
+    lines = [f'top-{args.topk} classes:']
+    for rank, (label, score) in enumerate(zip(labels.tolist(), scores.tolist()), 1):
+        lines.append(f'  {rank}. {label:4d} {classes[label]:<40s} {100 * score:6.2f} %')
     return visualizer.get_image(), lines
 
 
@@ -144,7 +132,8 @@ def main(argv=None) -> int:
         if not osp.isfile(args.img):
             raise FileNotFoundError(f'image not found: {args.img}')
         cfg = load_config(args.model, args.cfg_options)
-        check_checkpoint(args.checkpoint)
+        if args.checkpoint:
+            check_weights(args.checkpoint)
     except (FileNotFoundError, ValueError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 1

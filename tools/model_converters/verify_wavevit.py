@@ -21,7 +21,7 @@ from typing import List, Optional, Tuple
 import torch
 from mmengine.config import Config, DictAction
 
-from wavevit_mm.apis import WEIGHTS_SCHEME, local_weights_path, missing_weights_message
+from wavevit_mm.apis import check_weights, local_weights_path, resolve_config
 from wavevit_mm.models.ckpt_convert import is_converted, is_official, unwrap_state_dict
 from wavevit_mm.utils import UnsafeCheckpointError, load_checkpoint_file
 from wavevit_mm.utils.paths import CONFIG_DIR, PROJECT_ROOT
@@ -38,7 +38,7 @@ class VerifyError(RuntimeError):
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('checkpoint', help='converted checkpoint: a file or a wavevit-mm:// address')
-    parser.add_argument('--config', help='classification config (default: from the checkpoint meta)')
+    parser.add_argument('--config', help='classification config or model name (default: from the checkpoint meta)')
     parser.add_argument('--image', default=DEMO_IMAGE, help='image to classify (default: demo/demo.jpg)')
     parser.add_argument('--topk', type=int, default=5)
     parser.add_argument('--device', default='cpu')
@@ -48,14 +48,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def read_checkpoint(checkpoint: str) -> Tuple[dict, dict]:
     """``(state_dict, meta)`` of a converted checkpoint."""
-    path = local_weights_path(checkpoint)
-    if not osp.isfile(path):
-        raise VerifyError(missing_weights_message(checkpoint) if checkpoint.startswith(WEIGHTS_SCHEME)
-                          else f'checkpoint file not found: {checkpoint}')
     try:
-        raw = load_checkpoint_file(path)
+        check_weights(checkpoint)
+        raw = load_checkpoint_file(local_weights_path(checkpoint))
         state_dict = unwrap_state_dict(raw)
-    except (UnsafeCheckpointError, ValueError) as exc:
+    except (FileNotFoundError, UnsafeCheckpointError, ValueError) as exc:
         raise VerifyError(str(exc)) from None
     if is_official(state_dict):
         raise VerifyError(f'{checkpoint} is an official checkpoint, not a converted one: convert it first with '
@@ -77,9 +74,10 @@ def default_config(meta: dict, checkpoint: str) -> str:
 def build_strict(config: str, state_dict: dict, cfg_options: Optional[dict], device: str):
     """The config's classifier with every tensor of ``state_dict`` loaded (``strict=True``)."""
     from mmpretrain import get_model
-    if not osp.isfile(config):
-        raise VerifyError(f'config file not found: {config}')
-    cfg = Config.fromfile(config)
+    try:
+        cfg = Config.fromfile(resolve_config(config))
+    except (FileNotFoundError, ValueError) as exc:
+        raise VerifyError(str(exc)) from None
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     model = get_model(cfg, device=device)

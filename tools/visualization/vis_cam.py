@@ -23,13 +23,13 @@ import math
 import os
 import os.path as osp
 import sys
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 import torch
 from mmengine.config import Config, DictAction
 
-from wavevit_mm.apis import WEIGHTS_SCHEME, get_model_info, local_weights_path, missing_weights_message
+from wavevit_mm.apis import check_weights, resolve_config
 
 try:
     import pytorch_grad_cam
@@ -97,17 +97,14 @@ def load_model(args):
     """The classifier of ``args.model`` in eval mode, with the checkpoint loaded strictly."""
     from mmengine.runner import load_checkpoint
     from mmpretrain import get_model
-    path = args.model if args.model.endswith('.py') else get_model_info(args.model).config
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config file not found: {path}')
+    path = resolve_config(args.model)
     cfg = Config.fromfile(path)
     if cfg_options := args.cfg_options:
         cfg.merge_from_dict(cfg_options)
     if cfg.get('default_scope') != 'mmpretrain':
         raise ValueError(f'{path} is no classification (mmpretrain) config: vis_cam explains class scores')
-    if args.checkpoint and not osp.isfile(local_weights_path(args.checkpoint)):
-        raise FileNotFoundError(missing_weights_message(args.checkpoint) if args.checkpoint.startswith(WEIGHTS_SCHEME)
-                                else f'checkpoint file not found: {args.checkpoint}')
+    if args.checkpoint:
+        check_weights(args.checkpoint)
     model = get_model(cfg, device=args.device)
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
@@ -172,7 +169,8 @@ def main(argv=None) -> int:
     classes = getattr(model, '_dataset_meta', {}).get('classes')
     name = f' {classes[category]}' if classes and category < len(classes) else ''
     weights = args.checkpoint or 'RANDOM weights (no --checkpoint)'
-    title = (f'{args.method} for class {category}{name} (p {scores[category]:.3f}) at {", ".join(n for n, _ in layers)}\n'
+    layer_names = ', '.join(n for n, _ in layers)
+    title = (f'{args.method} for class {category}{name} (p {scores[category]:.3f}) at {layer_names}\n'
              f'{osp.basename(args.img)} | {weights}')
     save_figure(image, overlay, title, args.out_file)
     print(title.replace('\n', ' | '))

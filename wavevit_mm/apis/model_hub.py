@@ -138,6 +138,33 @@ def missing_weights_message(address: str) -> str:
             f'({where})')
 
 
+def resolve_config(model: str) -> str:
+    """The config file of ``model``: a config path (``*.py``) or a model name of the index.
+
+    Raises:
+        FileNotFoundError: no such config file.
+        ValueError: unknown model name (the closest names are listed).
+    """
+    path = model if model.endswith('.py') else get_model_info(model).config
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path}')
+    return path
+
+
+def check_weights(checkpoint: str) -> None:
+    """Fail early, saying what to do, when a local checkpoint (a file or a ``wavevit-mm://`` address) is not
+    there; other URLs (``https://``, ``s3://``, ...) are left to their loaders.
+
+    Raises:
+        FileNotFoundError: the file is missing (for an address: :func:`missing_weights_message`).
+    """
+    if '://' in checkpoint and not checkpoint.startswith(WEIGHTS_SCHEME):
+        return
+    if not osp.isfile(local_weights_path(checkpoint)):
+        raise FileNotFoundError(missing_weights_message(checkpoint) if checkpoint.startswith(WEIGHTS_SCHEME)
+                                else f'checkpoint file not found: {checkpoint}')
+
+
 def load_from_wavevit_mm(filename: str, map_location=None) -> dict:
     """mmengine ``CheckpointLoader`` backend of ``wavevit-mm://FILE``: the local file, read weights-only.
 
@@ -145,10 +172,8 @@ def load_from_wavevit_mm(filename: str, map_location=None) -> dict:
         FileNotFoundError: no such file; the message says how to get it (:func:`missing_weights_message`).
     """
     from ..utils import load_checkpoint_file
-    path = local_weights_path(filename)
-    if not osp.isfile(path):
-        raise FileNotFoundError(missing_weights_message(filename))
-    return load_checkpoint_file(path, map_location=map_location)
+    check_weights(filename)
+    return load_checkpoint_file(local_weights_path(filename), map_location=map_location)
 
 
 def register_all() -> None:
@@ -160,7 +185,6 @@ def register_all() -> None:
         from mmpretrain.apis import ModelHub
     except ImportError:  # a detection / segmentation-only installation
         return
-    names = list_models(task='Image Classification')
-    if not all(ModelHub.has(name) for name in names):
-        ModelHub.register_model_index(osp.join(CONFIG_DIR, 'classification', 'metafile.yml'),
-                                      config_prefix=PROJECT_ROOT)
+    metafile = osp.join(CONFIG_DIR, 'classification', 'metafile.yml')
+    if osp.isfile(metafile) and not all(ModelHub.has(name) for name in list_models(task='Image Classification')):
+        ModelHub.register_model_index(metafile, config_prefix=PROJECT_ROOT)
