@@ -44,3 +44,15 @@ def mmseg_scope():
 @pytest.fixture
 def mmpretrain_scope():
     yield from _scope('mmpretrain')
+
+
+@pytest.fixture(scope='session')
+def fork_server(tmp_path_factory):
+    """A :class:`wavevit_mm.testing.faults.ForkServer`: runs of tools/train.py / tools/test.py in forked children
+    of one process that has imported everything (one import for the session, not one per run). Its environment
+    is the launch tests' (tiny data set, one thread, weights-only torch.load); a request may change it."""
+    from wavevit_mm.testing import launch as H
+    from wavevit_mm.testing.faults import ForkServer
+    data = H.tiny_data(H.shared_root(tmp_path_factory))
+    with ForkServer(H.launch_env(data), str(tmp_path_factory.mktemp('fork_server') / 'server.log')) as server:
+        yield server

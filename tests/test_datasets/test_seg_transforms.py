@@ -81,3 +81,67 @@ def test_bad_label_file_in_our_ade20k_pipelines(tmp_path, split, mmseg_scope):
     assert osp.join(root, 'annotations', split, stem + '.png') in msg
     assert re.search(r'values \[199\] \(as loaded\)', msg) and 'values [200] in the file' in msg
     assert '[0, 150)' in msg
+
+
+# --- label files checked against their image: size, channels, bit depth ------------------------------------------
+
+def _pair(tmp_path, label: np.ndarray, name: str = 'label.png'):
+    """An image of 20 x 30 (height x width) and ``label`` as a PNG, loaded as mmseg's pipelines load them."""
+    import cv2
+    from mmcv.transforms import LoadImageFromFile
+    img, seg = str(tmp_path / 'image.jpg'), str(tmp_path / name)
+    cv2.imwrite(img, np.full((20, 30, 3), 128, np.uint8))
+    cv2.imwrite(seg, label)
+    return LoadImageFromFile()(dict(img_path=img, seg_map_path=seg, reduce_zero_label=False, seg_fields=[]))
+
+
+def _loaders():
+    from mmseg.datasets.transforms import LoadAnnotations
+    from wavevit_mm.datasets.seg_transforms import LoadSegAnnotations
+    return LoadSegAnnotations(), LoadAnnotations()
+
+
+BAD_LABELS = [
+    ('larger', np.zeros((24, 40), np.uint8), r'is 24 x 40 \(height x width\), but its image .*image.jpg is 20 x 30 '
+                                             r'\(larger than the image: it would be cropped out of alignment\)'),
+    ('smaller', np.zeros((10, 15), np.uint8), r'is 10 x 15 \(height x width\), but its image .* is 20 x 30\. A label'),
+    ('transposed', np.zeros((30, 20), np.uint8), r'is 30 x 20 .* is 20 x 30 \(transposed: width and height swapped\)'),
+    ('rgb', np.zeros((20, 30, 3), np.uint8), r'has 3 channels: a segmentation label must be a single-channel image'),
+]
+
+
+@pytest.mark.parametrize('name, label, message', BAD_LABELS, ids=[b[0] for b in BAD_LABELS])
+def test_labels_that_do_not_fit_their_image_name_the_file(tmp_path, name, label, message):
+    """Our loader refuses them as it reads them; behind mmseg's own LoadAnnotations, CheckSegLabels does (mmseg
+    alone trains on a larger label misaligned, and fails on the others at batching with no file named)."""
+    load_checked, load_mmseg = _loaders()
+    results = _pair(tmp_path, label)
+    with pytest.raises(ValueError, match=f'label file {results["seg_map_path"]} {message}'):
+        load_checked(dict(results))
+    with pytest.raises(ValueError, match=f'label file {results["seg_map_path"]} {message}'):
+        _check(num_classes=150)(load_mmseg(dict(results)))
+
+
+def test_16_bit_labels_are_read_at_their_depth(tmp_path):
+    label = np.zeros((20, 30), np.uint16)
+    label[:2, :3] = 300
+    results = _pair(tmp_path, label)
+    load_checked, load_mmseg = _loaders()
+    assert load_mmseg(dict(results))['gt_seg_map'].max() == 44  # mmseg: 300 wraps to class 44, silently
+    loaded = load_checked(dict(results))
+    assert loaded['gt_seg_map'].max() == 300
+    with pytest.raises(ValueError, match=rf'label file {results["seg_map_path"]}: 6 of 600 pixels have class '
+                                         r'indices out of range, values \[300\]'):
+        _check(num_classes=150)(loaded)
+
+
+def test_valid_labels_load_as_mmseg_loads_them(tmp_path):
+    label = np.random.default_rng(0).integers(0, 150, (20, 30)).astype(np.uint8)
+    label[0, :4] = 255
+    results = _pair(tmp_path, label)
+    for reduce_zero_label in (False, True):
+        load_checked, load_mmseg = _loaders()
+        ours = load_checked(dict(results, reduce_zero_label=reduce_zero_label))
+        theirs = load_mmseg(dict(results, reduce_zero_label=reduce_zero_label, seg_fields=[]))
+        assert ours['gt_seg_map'].dtype == np.uint8 and np.array_equal(ours['gt_seg_map'], theirs['gt_seg_map'])
+        assert _check(num_classes=150)(ours) is ours

@@ -1,5 +1,6 @@
 import argparse
 import os
+import re
 import subprocess
 import sys
 
@@ -135,3 +136,80 @@ def test_missing_keys_are_reported(official, tmp_path, monkeypatch):
     assert len(messages) == 1
     assert "missing keys ['block2.0.mlp.fc1.weight']" in messages[0]
     assert "unexpected keys ['block9.extra']" in messages[0]
+
+
+def _converter_main():
+    import runpy
+    return runpy.run_path(CONVERTER)['main']
+
+
+def test_payload_never_runs_with_torch_force_no_weights_only_load(tmp_path, monkeypatch, capsys):
+    marker = tmp_path / 'pwned'
+    monkeypatch.delenv('TORCH_FORCE_WEIGHTS_ONLY_LOAD', raising=False)
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    monkeypatch.setenv('EVIL_MARKER', str(marker))
+    src = tmp_path / 'evil.pth'
+    torch.save({'model': {'x': torch.zeros(1)}, 'payload': Evil()}, src)
+    assert _converter_main()([str(src), str(tmp_path / 'out.pth')]) == 1
+    assert 'refusing to load' in capsys.readouterr().err
+    assert not marker.exists() and not (tmp_path / 'out.pth').exists()
+
+
+@pytest.mark.parametrize('damage, message', [
+    ('missing', r'lacks 1 tensors of a Wave-ViT with its settings: backbone.block3.1.mlp.fc1.weight'),
+    ('nan', r'1 tensors hold NaN or infinite values \(a diverged run or a damaged file\): block1.0.attn.q.weight'),
+    ('no head', r'lacks head.weight, which every Wave-ViT checkpoint holds'),
+])
+def test_incomplete_or_damaged_checkpoints_are_not_converted(official, tmp_path, capsys, damage, message):
+    ref, _ = official
+    sd = ref.state_dict()
+    if damage == 'missing':
+        del sd['block3.1.mlp.fc1.weight']
+    elif damage == 'nan':
+        sd['block1.0.attn.q.weight'][0, 0] = float('inf')
+    else:
+        del sd['head.weight'], sd['head.bias']
+    src, dst = tmp_path / 'damaged.pth', tmp_path / 'out.pth'
+    torch.save({'model': sd}, src)
+    assert _converter_main()([str(src), str(dst)]) == 1
+    err = capsys.readouterr().err
+    assert f'error: not converted, the checkpoint is incomplete or damaged:\n  {src}' in err
+    assert re.search(message, err), err
+    assert not dst.exists()
+
+
+def test_settings_are_read_from_the_shapes(official):
+    """The key check builds the classifier the file is for: the tiny arch (a custom one) is recognised, heads
+    aside (they change no shape)."""
+    import runpy
+    ref, _ = official
+    converter = runpy.run_path(CONVERTER)
+    settings = converter['infer_settings'](ref.state_dict())
+    assert settings['arch'] == dict(TINY_ARCH, num_heads=[1] * 4) and settings['num_classes'] == 10
+    assert settings['aux_head'] and converter['arch_name'](settings['arch']) == 'custom'
+
+
+def test_mmengine2safe_rewrites_only_with_the_trust_flag(tmp_path, capsys):
+    import runpy
+
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    rewrite = runpy.run_path(os.path.join(REPO_ROOT, 'tools', 'model_converters', 'mmengine2safe.py'))['main']
+    src, dst = tmp_path / 'epoch_3.pth', tmp_path / 'safe.pth'
+    torch.save({'meta': {'epoch': 3, 'iter': 12, 'seed': np.int64(5)}, 'state_dict': {'w': torch.ones(2)},
+                'message_hub': {'log_scalars': {'train/loss': HistoryBuffer([1., 2.], [1, 1])}},
+                'optimizer': {'state': {}, 'param_groups': []}}, src)
+    assert rewrite([str(src), str(dst)]) == 1 and not dst.exists()
+    assert 'pass --trust-source if (and only if) you trust where it comes from' in capsys.readouterr().err
+    assert rewrite([str(src), str(dst), '--trust-source']) == 0
+    safe = load_checkpoint_file(str(dst))
+    assert safe['meta']['seed'] == 5 and safe['meta']['epoch'] == 3
+    from wavevit_mm.engine.hooks.safe_checkpoint_hook import from_safe
+    assert from_safe(safe['message_hub'])['log_scalars']['train/loss'].mean() == 1.5
+    assert rewrite([str(dst), str(tmp_path / 'again.pth')]) == 1  # already safe
+    assert 'already reads weights-only; nothing to rewrite' in capsys.readouterr().err
+    # objects with no safe form: nothing is written
+    torch.save({'state_dict': {'w': torch.ones(1)}, 'odd': argparse.ArgumentParser}, tmp_path / 'odd.pth')
+    assert rewrite([str(tmp_path / 'odd.pth'), str(tmp_path / 'odd_safe.pth'), '--trust-source']) == 1
+    assert 'have no safe form, so nothing was written' in capsys.readouterr().err
+    assert not (tmp_path / 'odd_safe.pth').exists() and os.listdir(tmp_path).count('odd_safe.pth') == 0

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from wavevit_mm.testing import launch as H
-from wavevit_mm.testing.faults import INSTANTS, ForkServer, checkpoint_files
+from wavevit_mm.testing.faults import INSTANTS, checkpoint_files
 from wavevit_mm.utils import load_checkpoint_file
 from wavevit_mm.utils.paths import CONFIG_DIR
 
@@ -62,16 +62,8 @@ def test_killed_training_resumes_to_the_uninterrupted_result(shared, tmp_path):
 
 
 # --- kills at many instants around checkpoint saves; bit-identical resume with random augmentation ----------------
-# The runs below are children of a fork server (wavevit_mm.testing.faults): separate tools/train.py processes that
-# skip the ~6 s of imports each, so that 30 runs fit in a minute or two.
-
-@pytest.fixture(scope='module')
-def server(tmp_path_factory):
-    data = H.tiny_data(H.shared_root(tmp_path_factory))
-    log = str(tmp_path_factory.mktemp('fork_server') / 'server.log')
-    with ForkServer(H.launch_env(data), log) as s:
-        yield s
-
+# The runs below are children of the fork server (conftest.py: fork_server): separate tools/train.py processes
+# that skip the ~6 s of imports each, so that 30 runs fit in a minute or two.
 
 def _last_checkpoint(work_dir):
     """(basename, epoch) of the checkpoint ``last_checkpoint`` names, which must exist and load weights-only."""
@@ -82,7 +74,7 @@ def _last_checkpoint(work_dir):
     return osp.basename(path), checkpoint['meta']['epoch']
 
 
-def test_kills_around_checkpoint_saves_never_lose_a_checkpoint(server, tmp_path):
+def test_kills_around_checkpoint_saves_never_lose_a_checkpoint(fork_server, tmp_path):
     """22 SIGKILLs at targeted instants of a save (each file operation of AtomicCheckpointHook, caught with audit
     hooks) and at random times, max_keep_ckpts=1, each run resuming the one before: after every kill a complete,
     weights-only-loadable checkpoint is named by last_checkpoint, the next run resumes from it and the temporary
@@ -92,9 +84,9 @@ def test_kills_around_checkpoint_saves_never_lose_a_checkpoint(server, tmp_path)
         'train_cfg.max_epochs=24', 'default_hooks.checkpoint.max_keep_ckpts=1', 'default_hooks.logger.interval=2'])]
 
     def run(i, instant, delay=0.):
-        kill = [f'default_hooks.kill.type=KillDuringSaveHook', f'default_hooks.kill.instant={instant}',
+        kill = ['default_hooks.kill.type=KillDuringSaveHook', f'default_hooks.kill.instant={instant}',
                 f'default_hooks.kill.delay={delay}']
-        result = server.run(base + kill, log=str(tmp_path / f'run{i}.log'))
+        result = fork_server.run(base + kill, log=str(tmp_path / f'run{i}.log'))
         assert result['exitcode'] == -signal.SIGKILL, f'run {i} ({instant}) was not killed:\n' + \
             result['output'][-4000:]
         return result
@@ -126,24 +118,24 @@ def test_kills_around_checkpoint_saves_never_lose_a_checkpoint(server, tmp_path)
     assert len(seen) == 3, f'the kills did not hit every phase of a save: {seen}'
     assert epoch >= 10  # the runs made progress
 
-    final = server.run(base, log=str(tmp_path / 'final.log'))
+    final = fork_server.run(base, log=str(tmp_path / 'final.log'))
     assert final['exitcode'] == 0, final['output'][-4000:]
     assert f'resumed epoch: {epoch},' in final['output']
     assert _last_checkpoint(work_dir) == ('epoch_24.pth', 24)
 
 
-def test_mmengine_checkpoint_hook_loses_the_checkpoint_when_killed(server, tmp_path):
+def test_mmengine_checkpoint_hook_loses_the_checkpoint_when_killed(fork_server, tmp_path):
     """The contrast: mmengine's own CheckpointHook deletes the old checkpoint before writing the new one, so the
     same kill test finds no checkpoint left (what AtomicCheckpointHook prevents)."""
     work_dir = str(tmp_path / 'plain')
     base = [H.CONFIG, '--resume', *H.train_args(work_dir, H.GLOBAL_BATCH, [
         'train_cfg.max_epochs=4', 'default_hooks.checkpoint.max_keep_ckpts=1',
         'default_hooks.checkpoint.type=MmengineOrderCheckpointHook', 'default_hooks.kill.type=KillDuringSaveHook'])]
-    first = server.run(base + ['default_hooks.kill.instant=after_save'], log=str(tmp_path / 'a.log'))
+    first = fork_server.run(base + ['default_hooks.kill.instant=after_save'], log=str(tmp_path / 'a.log'))
     assert first['exitcode'] == -signal.SIGKILL
     assert 'a kill while it saves can lose checkpoints' in first['output']  # tools/train.py warns
     # killed when the Runner hands over the new checkpoint: mmengine's hook has deleted the old one already
-    second = server.run(base + ['default_hooks.kill.instant=before_write'], log=str(tmp_path / 'b.log'))
+    second = fork_server.run(base + ['default_hooks.kill.instant=before_write'], log=str(tmp_path / 'b.log'))
     assert second['exitcode'] == -signal.SIGKILL and 'resumed epoch: 1,' in second['output']
     assert checkpoint_files(work_dir) == []
     with pytest.raises(AssertionError, match='epoch_1.pth, which does not exist'):
@@ -159,7 +151,7 @@ def digits(tmp_path_factory):
 
 
 @pytest.mark.parametrize('num_workers', [0, 2])
-def test_resume_is_bit_identical_with_random_augmentation(server, digits, tmp_path, num_workers):
+def test_resume_is_bit_identical_with_random_augmentation(fork_server, digits, tmp_path, num_workers):
     """The digits config (random resized crops, label smoothing, warmup + cosine): 3 epochs, validation after each;
     killed in the first iteration of epoch 3, resumed from epoch_2.pth: the epoch-3 weights equal those of an
     uninterrupted run bit for bit, with the transforms in this process (num_workers=0) or in 2 workers. Without
@@ -172,10 +164,10 @@ def test_resume_is_bit_identical_with_random_augmentation(server, digits, tmp_pa
             'randomness.seed=0', 'train_cfg.max_epochs=3', 'train_cfg.val_interval=1', 'param_scheduler.1.end=3',
             f'train_dataloader.num_workers={num_workers}', *extra]
 
-    reference = server.run(args(tmp_path / 'reference'), log=str(tmp_path / 'reference.log'))
+    reference = fork_server.run(args(tmp_path / 'reference'), log=str(tmp_path / 'reference.log'))
     assert reference['exitcode'] == 0, reference['output'][-4000:]
     crashed = tmp_path / 'crashed'
-    killed = server.run(args(crashed, 'default_hooks.kill.type=KillAfterIterHook',
+    killed = fork_server.run(args(crashed, 'default_hooks.kill.type=KillAfterIterHook',
                              'default_hooks.kill.kill_at_iter=11'), log=str(tmp_path / 'killed.log'))
     assert killed['exitcode'] == -signal.SIGKILL and 'Epoch(val) [2]' in killed['output']
     if num_workers == 0:  # the same checkpoint without its random states, for the contrast
@@ -183,7 +175,7 @@ def test_resume_is_bit_identical_with_random_augmentation(server, digits, tmp_pa
         stripped = load_checkpoint_file(str(tmp_path / 'stateless' / 'epoch_2.pth'))
         del stripped['random_states']
         torch.save(stripped, tmp_path / 'stateless' / 'epoch_2.pth')
-    resumed = server.run(args(crashed) + ['--resume'], log=str(tmp_path / 'resumed.log'))
+    resumed = fork_server.run(args(crashed) + ['--resume'], log=str(tmp_path / 'resumed.log'))
     assert resumed['exitcode'] == 0, resumed['output'][-4000:]
     assert 'restored the random states of iteration 10 from the checkpoint' in resumed['output']
     assert 'not bit-identical' not in resumed['output']
@@ -192,7 +184,7 @@ def test_resume_is_bit_identical_with_random_augmentation(server, digits, tmp_pa
 
     if num_workers == 0:
         stateless = tmp_path / 'stateless'
-        result = server.run(args(stateless) + ['--resume', str(stateless / 'epoch_2.pth')],
+        result = fork_server.run(args(stateless) + ['--resume', str(stateless / 'epoch_2.pth')],
                             log=str(tmp_path / 'stateless.log'))
         assert result['exitcode'] == 0, result['output'][-4000:]
         assert 'holds no random states' in result['output']

@@ -10,7 +10,9 @@ The output is ``{'meta': {...}, 'state_dict': ...}`` for ``ImageClassifier`` wit
 
 Accepted inputs: a bare state dict, ``{'state_dict': ...}``, ``{'model': ...}`` (the official training
 checkpoints, with ``optimizer``, ``args`` (an ``argparse.Namespace``) and so on), ``module.`` prefixes. The file
-is read with ``torch.load(weights_only=True)``; one that would need arbitrary unpickling is refused.
+is read with ``torch.load(weights_only=True)``; one that would need arbitrary unpickling is refused. A file that lacks
+tensors of a Wave-ViT (its variant is read from the shapes) or holds NaN / infinite values is not converted: the
+error names the tensors.
 """
 import argparse
 import os
@@ -19,24 +21,87 @@ import sys
 
 import torch
 
-from wavevit_mm.models.ckpt_convert import is_converted, is_official, official_to_mmpretrain, unwrap_state_dict
-from wavevit_mm.utils import UnsafeCheckpointError, load_checkpoint_file
+from wavevit_mm.models.ckpt_convert import (drop_haar_buffers, format_examples, is_converted, is_official,
+                                            official_to_mmpretrain, unusable_values, unwrap_state_dict)
+from wavevit_mm.utils import CheckpointError, load_checkpoint_file
+from wavevit_mm.utils.atomic_io import atomic_write
 
 
-def infer_arch(state_dict) -> str:
-    """Name the variant of an official state dict from its tensor shapes (``s``, ``b``, ``l``), or ``'custom'``."""
-    from wavevit_mm.models.backbones.wavevit import WaveViT
-    try:
-        dims = [state_dict[f'patch_embed{i}.proj.weight'].shape[0] for i in range(1, 5)]
-        stem = state_dict['patch_embed1.conv.0.weight'].shape[0]
-    except KeyError:
-        return 'custom'
+def infer_settings(state_dict) -> dict:
+    """The classifier an official state dict is for, from its tensor shapes: the backbone's ``arch`` dict and the
+    head's ``num_classes``, ``mlp_ratio`` and ``aux_head``. ``num_heads`` changes no shape and is left at 1.
+
+    Raises:
+        KeyError: a tensor the settings are read from is missing (named).
+    """
+    def get(key):
+        if key not in state_dict:
+            raise KeyError(key)
+        return state_dict[key]
+
+    def first_in_stage(i, suffix):
+        for key in state_dict:
+            if key.startswith(f'block{i}.') and key.endswith(suffix):
+                return state_dict[key]
+        return None
+
+    dims = [get(f'patch_embed{i}.proj.weight').shape[0] for i in range(1, 5)]
     depths = [len({k.split('.')[1] for k in state_dict if k.startswith(f'block{i}.')}) for i in range(1, 5)]
+    mlp_ratios, sr_ratios = [], []
+    for i, dim in enumerate(dims, 1):
+        fc1 = first_in_stage(i, '.mlp.fc1.weight')
+        if fc1 is None:
+            raise KeyError(f'block{i}.*.mlp.fc1.weight')
+        mlp_ratios.append(fc1.shape[0] // dim)
+        kv_embed = first_in_stage(i, '.attn.kv_embed.weight')  # the wavelet attention's stride-sr convolution
+        sr_ratios.append(1 if kv_embed is None else kv_embed.shape[-1])
+    arch = dict(stem_channels=get('patch_embed1.conv.0.weight').shape[0], embed_dims=dims, num_heads=[1] * 4,
+                depths=depths, mlp_ratios=mlp_ratios, sr_ratios=sr_ratios)
+    return dict(arch=arch, num_classes=get('head.weight').shape[0],
+                mlp_ratio=get('post_network.0.mlp.fc1.weight').shape[0] / dims[-1],
+                aux_head='aux_head.weight' in state_dict)
+
+
+def arch_name(arch: dict) -> str:
+    """``'s'``, ``'b'`` or ``'l'`` for the published variants, else ``'custom'``."""
+    from wavevit_mm.models.backbones.wavevit import WaveViT
+    keys = ('stem_channels', 'embed_dims', 'depths', 'mlp_ratios', 'sr_ratios')
     for name in ('s', 'b', 'l'):
-        arch = WaveViT.arch_zoo[name]
-        if (arch['embed_dims'], arch['depths'], arch['stem_channels']) == (dims, depths, stem):
+        if all(WaveViT.arch_zoo[name][k] == arch[k] for k in keys):
             return name
     return 'custom'
+
+
+def expected_tensors(settings: dict) -> dict:
+    """The state dict (names, shapes, dtypes) of the mmpretrain classifier the converted file is for."""
+    from mmpretrain.registry import MODELS
+    model = MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='WaveViT', arch=settings['arch'], out_indices=(3, ), final_norm=False),
+        head=dict(type='WaveViTClsHead', num_classes=settings['num_classes'],
+                  in_channels=settings['arch']['embed_dims'][-1], num_heads=1, mlp_ratio=settings['mlp_ratio'],
+                  aux_head=settings['aux_head'])))
+    return model.state_dict()
+
+
+def check_complete(src: str, state_dict, converted) -> list:
+    """Problems that make the conversion unusable: missing tensors, shapes, non-finite or non-tensor values."""
+    problems = [f'{src}: {line}' for line in unusable_values(state_dict)]
+    try:
+        settings = infer_settings(state_dict)
+    except KeyError as exc:
+        return problems + [f'{src} lacks {exc.args[0]}, which every Wave-ViT checkpoint holds']
+    expected = expected_tensors(settings)
+    missing = [k for k in expected if k not in converted]
+    shapes = [f'{k}: {tuple(converted[k].shape)} vs {tuple(v.shape)}' for k, v in expected.items()
+              if k in converted and isinstance(converted[k], torch.Tensor) and converted[k].shape != v.shape]
+    if missing:
+        problems.append(f'{src} lacks {len(missing)} tensors of a Wave-ViT with its settings: '
+                        f'{format_examples(missing)}')
+    if shapes:
+        problems.append(f'{src}: {len(shapes)} tensors have shapes that do not fit the others: '
+                        f'{format_examples(shapes, 3)}')
+    return problems
 
 
 def main(argv=None) -> int:
@@ -49,7 +114,7 @@ def main(argv=None) -> int:
         parser.error(f'no such file: {args.src}')
     try:
         state_dict = unwrap_state_dict(load_checkpoint_file(args.src))
-    except (UnsafeCheckpointError, ValueError) as exc:
+    except (CheckpointError, ValueError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 1
     if is_converted(state_dict):
@@ -64,12 +129,18 @@ def main(argv=None) -> int:
     except KeyError as exc:
         print(f'error: {exc.args[0]}', file=sys.stderr)
         return 1
-    arch = infer_arch(state_dict)
+    problems = check_complete(args.src, drop_haar_buffers(state_dict), converted)
+    if problems:
+        print('error: not converted, the checkpoint is incomplete or damaged:\n  ' + '\n  '.join(problems),
+              file=sys.stderr)
+        return 1
+    arch = arch_name(infer_settings(state_dict)['arch'])
     aux = any(k.startswith('head.aux_fc.') for k in converted)
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    torch.save({'meta': {'arch': arch, 'aux_head': aux, 'source': osp.basename(args.src),
-                         'converter': 'wavevit_mm/tools/model_converters/wavevit2mm.py'},
-                'state_dict': converted}, args.dst)
+    checkpoint = {'meta': {'arch': arch, 'aux_head': aux, 'source': osp.basename(args.src),
+                           'converter': 'wavevit_mm/tools/model_converters/wavevit2mm.py'},
+                  'state_dict': converted}
+    atomic_write(args.dst, lambda f: torch.save(checkpoint, f))
     print(f'converted {len(state_dict)} official tensors to {len(converted)} mmpretrain tensors '
           f'(arch {arch!r}, token-labeling aux head: {aux}) -> {args.dst}')
     return 0

@@ -1,17 +1,83 @@
-"""Semantic segmentation data transforms (mmseg 1.x).
+"""Semantic segmentation data transforms (mmseg 1.x): label files checked where they are loaded, errors naming them.
 
-:class:`CheckSegLabels` catches a label file whose class indices do not fit the model's ``num_classes``
-right where it is loaded, and names the file. Without it such a file surfaces much later, as an
-``IndexError: Target ... is out of bounds`` deep inside the loss on CPU, an opaque device-side assert on
-GPU, or, during evaluation, as values that ``IoUMetric`` silently drops.
+- :class:`LoadSegAnnotations`: mmseg's ``LoadAnnotations`` (same arguments) that reads a label map at its real bit
+  depth (mmseg casts to uint8, so a 16-bit label holding 300 silently becomes class 43) and refuses one that is
+  not a single-channel map of its image's size (mmseg trains on a larger map silently misaligned, and a smaller,
+  transposed or RGB one fails later with "stack expects each tensor to be equal size", no file named).
+- :class:`CheckSegLabels`: refuses class indices that do not fit the model's ``num_classes`` (otherwise an
+  ``IndexError: Target ... is out of bounds`` deep inside the loss on CPU, an opaque device-side assert on GPU,
+  or values ``IoUMetric`` silently drops), and checks shape and size too when the map was loaded by mmseg's
+  ``LoadAnnotations``.
 """
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
+import mmcv
+import mmengine.fileio as fileio
 import numpy as np
 from mmcv.transforms import BaseTransform
+from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 
-__all__ = ['CheckSegLabels']
+__all__ = ['CheckSegLabels', 'LoadSegAnnotations', 'check_label_map_shape']
+
+
+def check_label_map_shape(gt: np.ndarray, results: Dict, sizes: Sequence[str] = ('ori_shape', )) -> None:
+    """Raise ``ValueError`` unless ``gt`` is a 2-D map of integers of its image's size: one of ``results[k]`` for
+    ``k`` in ``sizes`` (``ori_shape``: the image as loaded), when known. The message names the label file, the
+    image and the fix."""
+    path = results.get('seg_map_path', '<label map without a seg_map_path>')
+    image = results.get('img_path', 'its image')
+    if gt.ndim != 2:
+        channels = f'{gt.shape[-1]} channels' if gt.ndim == 3 else f'shape {gt.shape}'
+        raise ValueError(
+            f'label file {path} has {channels}: a segmentation label must be a single-channel image of class '
+            'indices (one value per pixel), not an RGB / colour-coded picture. Convert the colours to indices '
+            '(e.g. a palette PNG, mode "P", or an 8-bit grayscale PNG).')
+    if not np.issubdtype(gt.dtype, np.integer):
+        raise ValueError(f'label file {path} holds {gt.dtype} values; class indices must be integers (an 8- or '
+                         '16-bit PNG)')
+    known = [tuple(results[k][:2]) for k in sizes if results.get(k) is not None]
+    if known and tuple(gt.shape) not in known:
+        h, w = known[0]
+        hint = (' (transposed: width and height swapped)' if tuple(gt.shape) == (w, h) and h != w else
+                ' (larger than the image: it would be cropped out of alignment)' if gt.shape[0] >= h and
+                gt.shape[1] >= w else '')
+        raise ValueError(f'label file {path} is {gt.shape[0]} x {gt.shape[1]} (height x width), but its image '
+                         f'{image} is {h} x {w}{hint}. A label must have its image\'s size, pixel for pixel: '
+                         'check the pairing of images and labels, or resize the label with nearest-neighbour '
+                         'interpolation.')
+
+
+@TRANSFORMS.register_module()
+class LoadSegAnnotations(LoadAnnotations):
+    """mmseg's ``LoadAnnotations`` (same arguments and outputs) reading label maps at their real bit depth and
+    checking them against their image (:func:`check_label_map_shape`); use it in its place.
+
+    A map whose values fit in 8 bits is stored as uint8, as mmseg's; a 16-bit one with larger values keeps them
+    (int64), so that :class:`CheckSegLabels` or the model sees the class the file holds, not a wrapped one.
+    ``reduce_zero_label`` and the dataset's ``label_map`` are applied as by mmseg.
+    """
+
+    def _load_seg_map(self, results: dict) -> None:
+        img_bytes = fileio.get(results['seg_map_path'], backend_args=self.backend_args)
+        gt = mmcv.imfrombytes(img_bytes, flag='unchanged', backend=self.imdecode_backend).squeeze()
+        check_label_map_shape(gt, results)
+        gt = gt.astype(np.uint8 if gt.size == 0 or (gt.min() >= 0 and gt.max() <= 255) else np.int64)
+        if self.reduce_zero_label is None:
+            self.reduce_zero_label = results['reduce_zero_label']
+        if self.reduce_zero_label != results['reduce_zero_label']:
+            raise ValueError(f'{type(self).__name__}(reduce_zero_label={self.reduce_zero_label}) but the dataset '
+                             f'has reduce_zero_label={results["reduce_zero_label"]}: set the same in both')
+        if self.reduce_zero_label:  # 0 (other) -> 255 (ignored), the classes 1.. -> 0..
+            gt[gt == 0] = 255
+            gt = gt - 1
+            gt[gt == 254] = 255
+        if results.get('label_map') is not None:
+            original = gt.copy()
+            for old_id, new_id in results['label_map'].items():
+                gt[original == old_id] = new_id
+        results['gt_seg_map'] = gt
+        results['seg_fields'].append('gt_seg_map')
 
 
 @TRANSFORMS.register_module()
@@ -57,6 +123,7 @@ class CheckSegLabels(BaseTransform):
         if gt is None:
             return results
         gt = np.asarray(gt)
+        check_label_map_shape(gt, results, sizes=('ori_shape', 'img_shape'))  # as loaded, or as transformed
         if gt.size == 0 or (gt.min() >= 0 and gt.max() < self.num_classes):
             return results  # fast path: the common case needs one min and one max
         bad_mask = ((gt < 0) | (gt >= self.num_classes)) & (gt != self.ignore_index)

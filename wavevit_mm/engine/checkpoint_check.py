@@ -15,14 +15,14 @@ tests with whatever did not load left at random).
 
 Each error names the file, what is wrong (with example keys) and the fix. The file is read once.
 """
-from typing import Dict, List, Mapping
+from typing import Dict, Mapping
 
 import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from torch import nn
 
-from ..models.ckpt_convert import is_official, unwrap_state_dict
+from ..models.ckpt_convert import format_examples, is_official, unusable_values, unwrap_state_dict
 
 #: what a resumable (training) checkpoint holds besides its weights
 RESUME_KEYS = ('meta', 'message_hub')
@@ -32,36 +32,13 @@ class CheckpointMismatchError(ValueError):
     """The checkpoint's tensors do not match the model built from the config."""
 
 
-def _examples(items: List[str], n: int = 5) -> str:
-    return ', '.join(items[:n]) + (f' (+{len(items) - n} more)' if len(items) > n else '')
-
-
-def _kind(t: torch.Tensor) -> str:
-    return ('bool' if t.dtype == torch.bool else 'complex' if t.is_complex() else
-            'floating-point' if t.is_floating_point() else 'integer')
-
-
 def check_state_dict_values(state: Mapping, expected: Mapping[str, torch.Tensor], source: str) -> None:
     """Raise :class:`CheckpointMismatchError` for non-tensor values, non-finite or wrong-kind tensors the model
-    would load (those under names in ``expected``)."""
-    not_tensors = [f'{k} ({type(v).__name__})' for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    wrong_kind = [f'{k}: {v.dtype} for a {_kind(expected[k])} {expected[k].dtype} model tensor'
-                  for k, v in state.items() if k in expected and isinstance(v, torch.Tensor)
-                  and _kind(v) != _kind(expected[k])]
-    non_finite = [f'{k} ({int((~torch.isfinite(v)).sum())} of {v.numel()} values)' for k, v in state.items()
-                  if k in expected and isinstance(v, torch.Tensor) and v.is_floating_point()
-                  and not bool(torch.isfinite(v).all())]
-    lines = []
-    if not_tensors:
-        lines.append(f'  {len(not_tensors)} values are not tensors: {_examples(not_tensors)}')
-    if wrong_kind:
-        lines.append(f'  {len(wrong_kind)} tensors have the wrong kind of dtype: {_examples(wrong_kind, 3)}')
-    if non_finite:
-        lines.append(f'  {len(non_finite)} tensors hold NaN or infinite values (a diverged run or a damaged '
-                     f'file): {_examples(non_finite, 3)}')
+    would load (see :func:`~wavevit_mm.models.ckpt_convert.unusable_values`)."""
+    lines = unusable_values(state, expected)
     if lines:
-        raise CheckpointMismatchError('\n'.join([f'checkpoint {source} does not hold usable weights:', *lines,
-                                                 'Use a checkpoint of this model that is intact.']))
+        raise CheckpointMismatchError('\n  '.join([f'checkpoint {source} does not hold usable weights:', *lines])
+                                      + '\nUse an intact checkpoint of this model.')
 
 
 def check_checkpoint_fits(model: nn.Module, checkpoint: Mapping, source: str, exact: bool = True,
@@ -104,11 +81,11 @@ def check_checkpoint_fits(model: nn.Module, checkpoint: Mapping, source: str, ex
         return
     lines = [head]
     if shape:
-        lines.append(f'  {len(shape)} tensors of different shape: {_examples(shape, 3)}')
+        lines.append(f'  {len(shape)} tensors of different shape: {format_examples(shape, 3)}')
     if missing:
-        lines.append(f'  {len(missing)} tensors missing from the checkpoint: {_examples(missing)}')
+        lines.append(f'  {len(missing)} tensors missing from the checkpoint: {format_examples(missing)}')
     if unexpected:
-        lines.append(f'  {len(unexpected)} tensors not in the model: {_examples(unexpected)}')
+        lines.append(f'  {len(unexpected)} tensors not in the model: {format_examples(unexpected)}')
     raise CheckpointMismatchError('\n'.join(lines))
 
 

@@ -7,8 +7,9 @@ classification part is renamed. Everything here is a pure function of a state di
 """
 import re
 from collections import OrderedDict
-from typing import Dict, Mapping, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
+import torch
 from torch import Tensor
 
 #: the classifier head's final norm is the official ``norm4``, which the dense backbone applies itself
@@ -108,3 +109,42 @@ def to_backbone_state_dict(state_dict: Mapping[str, Tensor],
         out.update((NORM4_PREFIX + k[len(HEAD_NORM_PREFIX):], v) for k, v in state_dict.items()
                    if k.startswith(HEAD_NORM_PREFIX))
     return out
+
+
+def format_examples(items: List[str], n: int = 5) -> str:
+    """The first ``n`` items, comma-separated, and how many more there are."""
+    return ', '.join(items[:n]) + (f' (+{len(items) - n} more)' if len(items) > n else '')
+
+
+def _dtype_kind(t: Tensor) -> str:
+    return ('bool' if t.dtype == torch.bool else 'complex' if t.is_complex() else
+            'floating-point' if t.is_floating_point() else 'integer')
+
+
+def unusable_values(state_dict: Mapping, expected: Optional[Mapping[str, Tensor]] = None) -> List[str]:
+    """Describe what in ``state_dict`` is not usable as weights, one line per problem (empty: all usable).
+
+    Values that are not tensors; floating-point tensors with NaN or infinite values; and, given the model's
+    tensors ``expected``, tensors whose dtype is of another kind (integer for float, ...; float16 for float32 is
+    fine). With ``expected``, only the tensors the model would take (names in ``expected``) are checked for
+    values and dtypes.
+    """
+    def taken(k):
+        return expected is None or k in expected
+
+    not_tensors = [f'{k} ({type(v).__name__})' for k, v in state_dict.items() if not isinstance(v, Tensor)]
+    wrong_kind = [] if expected is None else [
+        f'{k}: {v.dtype} for a {_dtype_kind(expected[k])} {expected[k].dtype} model tensor'
+        for k, v in state_dict.items() if k in expected and isinstance(v, Tensor)
+        and _dtype_kind(v) != _dtype_kind(expected[k])]
+    non_finite = [f'{k} ({int((~torch.isfinite(v)).sum())} of {v.numel()} values)' for k, v in state_dict.items()
+                  if taken(k) and isinstance(v, Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    lines = []
+    if not_tensors:
+        lines.append(f'{len(not_tensors)} values are not tensors: {format_examples(not_tensors)}')
+    if wrong_kind:
+        lines.append(f'{len(wrong_kind)} tensors have the wrong kind of dtype: {format_examples(wrong_kind, 3)}')
+    if non_finite:
+        lines.append(f'{len(non_finite)} tensors hold NaN or infinite values (a diverged run or a damaged file): '
+                     f'{format_examples(non_finite, 3)}')
+    return lines

@@ -3,10 +3,12 @@ of a checkpoint save, and a fork server that runs many short ``tools/train.py`` 
 time of torch + mmengine + mmpretrain for each (about 6 s of CPU each; a child of the server starts in ~0.1 s).
 
 The server (``python -m wavevit_mm.testing.faults``) imports everything once, then reads one JSON request per line
-on stdin, ``{"argv": [...], "env": {...}, "log": PATH}``, forks a child that runs ``tools/train.py``'s
-``main(argv)`` with that environment and its output in ``log``, waits for it and answers one JSON line,
-``{"exitcode": N, "seconds": S}`` (``N`` negative: killed by signal ``-N``). :class:`ForkServer` is the client.
-The children are real, separate training processes: a SIGKILL ends one exactly as it ends a launched run.
+on stdin, ``{"tool": "train.py", "argv": [...], "env": {...}, "log": PATH}``, forks a child that runs that tool's
+``main(argv)`` (``tools/train.py`` or ``tools/test.py``) with the environment updated (a ``null`` value removes a
+variable) and its output in ``log``, waits for it and answers one JSON line, ``{"exitcode": N, "seconds": S}``
+(``N`` negative: killed by signal ``-N``). :class:`ForkServer` is the client. The children are real, separate
+processes: a SIGKILL ends one exactly as it ends a launched run, and an environment variable set for one (e.g.
+``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``) is read by torch when it loads, as in a launched run.
 """
 import gc
 import json
@@ -106,9 +108,10 @@ class ForkServer:
         self.proc = subprocess.Popen([sys.executable, '-m', 'wavevit_mm.testing.faults'], env=env, text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log)
 
-    def run(self, argv: Sequence[str], log: str, env: Optional[Dict[str, str]] = None) -> Dict:
-        """Run ``tools/train.py argv`` in a forked child; returns ``{"exitcode", "seconds", "output"}``."""
-        self.proc.stdin.write(json.dumps(dict(argv=list(argv), env=env or {}, log=log)) + '\n')
+    def run(self, argv: Sequence[str], log: str, env: Optional[Dict[str, Optional[str]]] = None,
+            tool: str = 'train.py') -> Dict:
+        """Run ``tools/<tool> argv`` in a forked child; returns ``{"exitcode", "seconds", "output"}``."""
+        self.proc.stdin.write(json.dumps(dict(tool=tool, argv=list(argv), env=env or {}, log=log)) + '\n')
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
@@ -141,7 +144,8 @@ def _serve() -> None:
     import wavevit_mm.testing.hooks  # noqa: F401
     from wavevit_mm.utils.paths import TOOLS_DIR
     register_all_modules(init_default_scope=False)
-    train_main = runpy.run_path(osp.join(TOOLS_DIR, 'train.py'), run_name='wavevit_train')['main']
+    mains = {tool: runpy.run_path(osp.join(TOOLS_DIR, tool), run_name='wavevit_tool')['main']
+             for tool in ('train.py', 'test.py')}
     protocol = os.fdopen(os.dup(1), 'w')  # the answers; anything else printed to stdout goes to stderr
     os.dup2(2, 1)
     gc.freeze()  # the children's gc.collect() (mmengine datasets call it) skips the server's million objects
@@ -156,9 +160,13 @@ def _serve() -> None:
                 os.dup2(fd, 1)
                 os.dup2(fd, 2)
                 sys.stdout.reconfigure(line_buffering=True)  # nothing is lost to a SIGKILL
-                os.environ.update(request['env'])
-                sys.argv = [osp.join(TOOLS_DIR, 'train.py'), *request['argv']]
-                train_main(request['argv'])
+                for name, value in request['env'].items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
+                sys.argv = [osp.join(TOOLS_DIR, request['tool']), *request['argv']]
+                mains[request['tool']](request['argv'])
                 code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1

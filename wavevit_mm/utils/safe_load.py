@@ -18,7 +18,6 @@ mmpretrain's train.py) pickles ``HistoryBuffer`` and numpy objects; it is refuse
 ``tools/model_converters/mmengine2safe.py``, which rewrites a file the user trusts into the safe format.
 """
 import argparse
-import io
 import os
 import os.path as osp
 import pickle
