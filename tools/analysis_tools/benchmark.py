@@ -4,9 +4,9 @@
 Usage::
 
     python tools/analysis_tools/benchmark.py CONFIG [--mode {both,inference,train}] [--batch-size 1]
-                                                    [--shape H [W]] [--iters 20] [--warmup 5] [--threads N]
-                                                    [--amp] [--amp-dtype {fp16,bf16}] [--device {auto,cpu,cuda}]
-                                                    [--json OUT] [--cfg-options k=v ...]
+                                                    [--shape H [W]] [--min-run-time 10] [--warmup 2]
+                                                    [--threads N] [--amp] [--amp-dtype {fp16,bf16}]
+                                                    [--device {auto,cpu,cuda}] [--json OUT] [--cfg-options k=v ...]
 
 The model (random weights; the config's pretrained checkpoints are not loaded) runs on one synthetic batch
 made by the config's data preprocessor (random images, and for training random labels / boxes / masks /
@@ -17,101 +17,52 @@ label maps), so no dataset is needed and data loading is not part of the numbers
 - training step: ``mode='loss'`` forward, backward and an AdamW step (the config's learning rate) in train
   mode.
 
-Reported per phase: mean and median latency per batch, images/s (batch size / mean latency) and peak memory
-(CUDA: ``torch.cuda.max_memory_allocated`` for the phase; CPU: the process's peak resident set size during
-the phase, read from ``/proc/self/status`` ``VmHWM`` after resetting it, so it includes the model and the
-Python runtime). ``--amp`` runs under ``torch.autocast`` (fp16 on CUDA, with a gradient scaler when training;
-bfloat16 on CPU; ``--amp-dtype`` overrides).
+Per phase: ``--warmup`` untimed steps, then ``torch.utils.benchmark.Timer.blocked_autorange`` (the torch thread
+count held fixed, CUDA synchronised) times blocks of steps until ``--min-run-time`` seconds are spent; reported
+are the mean and median latency per batch and images/s (batch size / mean latency). Then one more step measures
+the peak memory with :func:`wavevit_mm.utils.profiling.peak_memory_bytes`: the tensor memory the step allocates
+above what was live before it (CUDA allocator peak; on CPU torch.profiler's allocation events). ``--amp`` runs
+under ``torch.autocast`` (fp16 on CUDA, with a gradient scaler when training; bfloat16 on CPU; ``--amp-dtype``
+overrides). Progress is printed as plain lines, readable in a log file as on a terminal.
 """
 import argparse
 import json
-import resource
-import statistics
-import sys
 import time
 from contextlib import nullcontext
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import torch
 
-from wavevit_mm.utils.model_utils import build_model, config_scope, default_shape, load_config, make_batch, task_of  # noqa: E402
+from wavevit_mm.utils.model_utils import build_model, config_scope, default_shape, load_config, make_batch, task_of
+from wavevit_mm.utils.profiling import peak_memory_bytes
 
 
-# ------------------------------------------------------------------------------------------- memory
-def _reset_cpu_peak() -> bool:
-    """Reset the kernel's peak-RSS mark of this process (Linux ``clear_refs``); False where unsupported."""
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
-
-
-def _cpu_peak_bytes() -> int:
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith('VmHWM:'):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # lifetime peak (Linux: kB)
-
-
-class PeakMemory:
-    """Peak memory over a ``with`` block: CUDA allocator peak, or the process's peak RSS on CPU."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.peak = 0
-        self.kind = ''
-
-    def __enter__(self) -> 'PeakMemory':
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.kind = 'CUDA max_memory_allocated'
-        else:
-            self.kind = 'peak RSS of the process' if _reset_cpu_peak() else 'lifetime peak RSS (no reset)'
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-            self.peak = torch.cuda.max_memory_allocated(self.device)
-        else:
-            self.peak = _cpu_peak_bytes()
-
-
-# ------------------------------------------------------------------------------------------- timing
-def _sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def _timed_loop(step, iters: int, warmup: int, device: torch.device, title: str) -> List[float]:
-    from mmengine.utils import ProgressBar
-    print(f'{title}: {warmup} warm-up + {iters} timed iterations', flush=True)
-    bar = ProgressBar(warmup + iters)
-    times = []
-    for i in range(warmup + iters):
-        _sync(device)
-        start = time.perf_counter()
+def measure(step: Callable[[], Any], args: argparse.Namespace, device: torch.device, title: str) -> Dict[str, Any]:
+    """Warm-up steps, then Timer.blocked_autorange for ``--min-run-time`` seconds, then the peak memory of one
+    step; progress as plain lines (at most about ten per phase)."""
+    from torch.utils.benchmark import Timer
+    print(f'{title}: {args.warmup} warm-up step(s), then at least {args.min_run_time:g} s of timed steps', flush=True)
+    start = time.perf_counter()
+    for i in range(args.warmup):
         step()
-        _sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-        bar.update()
-    sys.stdout.write('\n')
-    return times
+        print(f'  warm-up {i + 1}/{args.warmup} ({time.perf_counter() - start:.1f} s)', flush=True)
+    done = dict(runs=0, time=0., shown=-1.)
 
+    def progress(number: int, block_time: float) -> None:
+        done['runs'] += number
+        done['time'] += block_time
+        if done['time'] - done['shown'] >= max(args.min_run_time / 10, 1.) or done['time'] >= args.min_run_time:
+            done['shown'] = done['time']
+            print(f'  timed {done["runs"]} step(s): {done["time"]:.1f} s of {args.min_run_time:g} s '
+                  f'(last {1e3 * block_time / number:.1f} ms/step)', flush=True)
 
-def _summary(times: List[float], batch_size: int, memory: PeakMemory) -> Dict[str, Any]:
-    mean = statistics.fmean(times)
-    return dict(latency_ms_mean=mean * 1e3, latency_ms_median=statistics.median(times) * 1e3,
-                latency_ms_min=min(times) * 1e3, images_per_s=batch_size / mean, iters=len(times),
-                peak_memory_mb=memory.peak / 2**20, memory_kind=memory.kind)
+    m = Timer('step()', globals=dict(step=step), num_threads=torch.get_num_threads()).blocked_autorange(
+        callback=progress, min_run_time=args.min_run_time)
+    peak = peak_memory_bytes(step, device)
+    return dict(latency_ms_mean=m.mean * 1e3, latency_ms_median=m.median * 1e3, latency_ms_min=min(m.times) * 1e3,
+                images_per_s=args.batch_size / m.mean, iters=len(m.times) * m.number_per_run,
+                steps_per_block=m.number_per_run, peak_memory_mb=peak / 2**20,
+                memory_kind='tensors one step allocates above the live ones')
 
 
 def benchmark_inference(model, data, args, device, autocast) -> Dict[str, Any]:
@@ -121,9 +72,7 @@ def benchmark_inference(model, data, args, device, autocast) -> Dict[str, Any]:
         with torch.no_grad(), autocast():
             model(data['inputs'], data['data_samples'], mode='predict')
 
-    with PeakMemory(device) as mem:
-        times = _timed_loop(step, args.iters, args.warmup, device, 'inference')
-    return _summary(times, args.batch_size, mem)
+    return measure(step, args, device, 'inference')
 
 
 def benchmark_train(model, data, args, device, autocast, amp_dtype, lr: float) -> Dict[str, Any]:
@@ -146,9 +95,7 @@ def benchmark_train(model, data, args, device, autocast, amp_dtype, lr: float) -
             loss.backward()
             optimizer.step()
 
-    with PeakMemory(device) as mem:
-        times = _timed_loop(step, args.iters, args.warmup, device, 'training step')
-    return _summary(times, args.batch_size, mem)
+    return measure(step, args, device, 'training step')
 
 
 def _config_lr(cfg) -> float:
@@ -169,10 +116,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         device = torch.device(args.device)
     cfg = load_config(args.config, args.cfg_options)
     scope = config_scope(cfg)
-    shape = default_shape(cfg, scope) if args.shape is None else (
-        (args.shape[0], args.shape[0]) if len(args.shape) == 1 else tuple(args.shape[:2]))
-    if args.shape is not None and len(args.shape) > 2:
+    if args.shape is not None and len(args.shape) not in (1, 2):
         raise ValueError(f'--shape takes H or H W, got {args.shape}')
+    shape = default_shape(cfg, scope) if args.shape is None else (args.shape[0], args.shape[-1])
 
     amp_dtype = {'fp16': torch.float16, 'bf16': torch.bfloat16}[
         args.amp_dtype or ('fp16' if device.type == 'cuda' else 'bf16')]
@@ -225,8 +171,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--mode', choices=['both', 'inference', 'train'], default='both')
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument('--shape', type=int, nargs='+', default=None, help='input size: H, or H W')
-    parser.add_argument('--iters', type=int, default=20, help='timed iterations per phase')
-    parser.add_argument('--warmup', type=int, default=5, help='untimed iterations before timing')
+    parser.add_argument('--min-run-time', type=float, default=10.,
+                        help='seconds of timed steps per phase (Timer.blocked_autorange; at least one block)')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed steps before timing')
     parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: torch default)')
     parser.add_argument('--amp', action='store_true', help='autocast (fp16 on CUDA, bfloat16 on CPU)')
     parser.add_argument('--amp-dtype', choices=['fp16', 'bf16'], default=None, help='autocast dtype')
@@ -235,8 +182,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs')
     args = parser.parse_args(argv)
-    if args.batch_size < 1 or args.iters < 1 or args.warmup < 0:
-        parser.error('--batch-size and --iters must be >= 1, --warmup >= 0')
+    if args.batch_size < 1 or args.min_run_time < 0 or args.warmup < 0:
+        parser.error('--batch-size must be >= 1, --min-run-time and --warmup >= 0')
     return args
 
 

@@ -7,328 +7,194 @@ Usage::
                                                     [--device {auto,meta,cpu,cuda}] [--json OUT]
                                                     [--cfg-options k=v ...]
 
-What is counted (``paper`` convention, the default):
+torch's ``FlopCounterMode`` (``torch.utils.flop_counter``) counts one forward, per op and per module, with the
+paper's convention as its formulas:
 
-- multiply-adds (MACs, one per multiply-add) of every convolution and matrix product (``nn.Linear``,
-  ``torch.matmul``, ``bmm``, and the oneDNN linear / fused convolution kernels of CPU fast paths);
-- the two attention products ``q k^T`` and ``attn v`` inside ``F.scaled_dot_product_attention``, counted
-  from the shapes of q, k and v (``L * S * (E + Ev)`` per batch and head). mmengine's / fvcore's counters
-  treat SDPA as an unknown op and count nothing for it, and torch's ``FlopCounterMode`` misses its CPU kernel;
-- one operation per output element for every bias add (convolution and linear), two per element for every
-  BatchNorm, one per element for every ReLU.
+- multiply-adds (MACs) of every convolution, linear layer and matrix product (``mm``, ``bmm``, ...);
+- the attention products ``q k^T`` and ``attn v`` of ``F.scaled_dot_product_attention``: ``L * S * (E + Ev)``
+  per batch and head, whatever kernel computes them (torch counts nothing for its fused CPU kernel, and on the
+  ``meta`` device SDPA decomposes into plain ``bmm``: during the count, ``F.linear`` and SDPA run as one op each);
+- one operation per output element of every bias add (convolution, linear), two per BatchNorm element, one per
+  ReLU element (``--macs-only`` leaves these out). LayerNorm, GELU, softmax, pooling, interpolation and
+  element-wise additions are not counted.
 
-With this convention the classifiers (token-labeling head, as the official models evaluate) come out at
-4.652 / 7.206 / 14.771 G at 224 and 15.104 / 23.453 / 47.478 G at 384 for S / B / L: the paper's
-4.7 / 7.2 / 14.8 and 15.1 / 23.4 / 47.5, all within 0.06 G (5 of 6 to the paper's rounding). Variants:
-``--macs-only`` (only the multiply-adds: 4.621 / 7.166 / 14.706 G) and the official release's
-ptflops-style counter plus the attention products (no linear biases: 4.637 / 7.187 / 14.738 G) are
-further off; the "by kind" line and ``--json`` give every term separately.
-
-LayerNorm, GELU, softmax, interpolation, pooling and element-wise additions are not counted. ``--macs-only``
-drops the bias / BatchNorm / ReLU terms and prints the pure multiply-add count.
-
-The model runs once on a synthetic batch of one image. ``--device auto`` (default) runs it on the ``meta``
-device (shapes only, no arithmetic, a fraction of a second even for Wave-ViT-L at 384) and falls back to a
-real forward on CPU/GPU for models with data-dependent steps (the NMS of detectors). The forward is the
-model's ``tensor`` mode (no post-processing), or ``predict`` mode for the few whose tensor mode needs ground
-truth (Sparse R-CNN). Weights are random, initialised as the config says except that pretrained checkpoints
-are not loaded. Detectors are counted on a random-noise image: backbone, neck and RPN / dense heads are
-exact, while the RoI heads of two-stage detectors count the RoIs this run produced (separate table row).
-The "of which attention" column counts ``F.scaled_dot_product_attention`` calls; attention written as
-explicit matmuls (e.g. ``nn.MultiheadAttention`` in some mmdet heads) is in the ``matmul`` kind.
-
-Default shapes: 224 x 224 for classifiers (the test pipeline's ``CenterCrop`` size if it has one),
-1280 x 800 (W x H) for detectors, the config's ``crop_size`` (512 x 512) for segmentors.
+The token-labeling classifiers come out at 4.652 / 7.206 / 14.771 G at 224 and 15.104 / 23.453 / 47.478 G at 384
+(S / B / L): the paper's 4.7 / 7.2 / 14.8 and 15.1 / 23.4 / 47.5. The model (random weights, initialised as the
+config says, pretrained checkpoints not loaded) runs once on a synthetic batch of one image in its ``tensor``
+mode (``predict`` where that needs ground truth, e.g. Sparse R-CNN). ``--device auto`` runs it on the ``meta``
+device (shapes only: a fraction of a second); models with data-dependent steps (the NMS of detectors) run a real
+forward on CPU/GPU instead, so two-stage detectors' RoI heads count the RoIs of that run. Default shapes: the
+test pipeline's ``CenterCrop`` (else 224) for classifiers, 800 x 1280 for detectors, ``crop_size`` for segmentors.
 """
 import argparse
 import json
 import math
-from collections import defaultdict
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from collections import Counter, defaultdict
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
-from wavevit_mm.utils.model_utils import build_model, config_scope, default_shape, load_config, make_batch, task_of  # noqa: E402
+from wavevit_mm.utils.model_utils import build_model, config_scope, default_shape, load_config, make_batch, task_of
 
-aten = torch.ops.aten
-
-#: counted categories; ``--macs-only`` keeps the first three
 MAC_KINDS = ('conv', 'matmul', 'attention')
 EXTRA_KINDS = ('conv_bias', 'linear_bias', 'batchnorm', 'relu')
 
-_MATMULS = {aten.mm, aten.bmm, aten.addmm, aten.baddbmm}
-_BIASED_MATMULS = {aten.addmm, aten.baddbmm}
-_RELUS = {aten.relu, aten.relu_}
-_FUSED_LINEARS = {getattr(torch.ops.mkldnn, '_linear_pointwise', None)} - {None}
-_FUSED_CONVS = {getattr(torch.ops.mkldnn, '_convolution_pointwise', None)} - {None}
-_BATCH_NORMS = {
-    aten.native_batch_norm, aten._native_batch_norm_legit, aten._native_batch_norm_legit_no_training,
-    aten.cudnn_batch_norm, aten.miopen_batch_norm, aten._native_batch_norm_legit_functional
+
+def sdpa_macs(q, k, v, *args, **kwargs) -> int:
+    """MACs of ``softmax(q k^T) v`` from the shapes: ``L x S x E`` (``q k^T``) + ``L x S x Ev`` (``attn v``) per
+    batch and head."""
+    return math.prod(torch.broadcast_shapes(q[:-2], k[:-2])) * q[-2] * k[-2] * (q[-1] + v[-1])
+
+
+if not hasattr(torch.ops.wavevit_flops, 'sdpa'):  # once per process: F.linear and SDPA as opaque ops
+
+    @torch.library.custom_op('wavevit_flops::linear', mutates_args=())
+    def _linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+        return F.linear(input, weight, bias)
+
+    @torch.library.custom_op('wavevit_flops::sdpa', mutates_args=())
+    def _sdpa(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor] = None, dropout_p: float = 0.,
+              is_causal: bool = False, scale: Optional[float] = None, enable_gqa: bool = False) -> Tensor:
+        return F.scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale=scale,
+                                              enable_gqa=enable_gqa)
+
+    _linear.register_fake(lambda input, weight, bias=None: input.new_empty(*input.shape[:-1], weight.shape[0]))
+    _sdpa.register_fake(lambda query, key, value, *_, **__: query.new_empty(
+        *torch.broadcast_shapes(query.shape[:-2], key.shape[:-2]), query.shape[-2], value.shape[-1]))
+LINEAR, SDPA = torch.ops.wavevit_flops.linear, torch.ops.wavevit_flops.sdpa
+
+
+class _AsOneOp(TorchFunctionMode):
+    """Runs ``F.linear`` and ``F.scaled_dot_product_attention`` as the single ops ``LINEAR`` and ``SDPA``."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        return {F.linear: LINEAR, F.scaled_dot_product_attention: SDPA}.get(func, func)(*args, **(kwargs or {}))
+
+
+def _elements(*_, out_shape, **__) -> int:
+    return math.prod(out_shape)
+
+
+aten = torch.ops.aten
+#: op -> (kind, formula over the shapes of its arguments): the multiply-adds, then the element-wise terms
+MACS = {
+    LINEAR: ('matmul', lambda x, w, *_, **__: math.prod(x[:-1]) * w[0] * w[1]),
+    aten.mm: ('matmul', lambda a, b, *_, **__: a[0] * a[1] * b[1]),
+    aten.addmm: ('matmul', lambda c, a, b, *_, **__: a[0] * a[1] * b[1]),
+    aten.bmm: ('matmul', lambda a, b, *_, **__: a[0] * a[1] * a[2] * b[2]),
+    aten.baddbmm: ('matmul', lambda c, a, b, *_, **__: a[0] * a[1] * a[2] * b[2]),
+    # every output element takes C_in / groups x kernel MACs; transposed: every input element
+    aten.convolution: ('conv', lambda x, w, b, s, p, d, t, *_, out_shape, **__: math.prod(x if t else out_shape)
+                       * math.prod(w[1:])),
+    SDPA: ('attention', sdpa_macs),
+}
+EXTRAS = {
+    LINEAR: ('linear_bias', lambda x, w, b=None, *_, **__: math.prod(x[:-1]) * w[0] if b else 0),
+    aten.addmm: ('linear_bias', _elements),
+    aten.baddbmm: ('linear_bias', _elements),
+    aten.convolution: ('conv_bias', lambda x, w, b, *_, out_shape, **__: math.prod(out_shape) if b else 0),
+    **{bn: ('batchnorm', lambda x, *_, **__: 2 * math.prod(x)) for bn in (
+        aten.native_batch_norm, aten._native_batch_norm_legit, aten._native_batch_norm_legit_no_training,
+        aten._native_batch_norm_legit_functional, aten.cudnn_batch_norm, aten.miopen_batch_norm)},
+    aten.relu: ('relu', _elements),
+    aten.relu_: ('relu', _elements),
 }
 
 
-def sdpa_macs(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> int:
-    """MACs of ``softmax(q k^T) v``: ``q k^T`` is ``L x S x E``, ``attn v`` is ``L x S x Ev`` per batch/head."""
-    batch = math.prod(torch.broadcast_shapes(query.shape[:-2], key.shape[:-2]))
-    L, E = query.shape[-2:]
-    S, Ev = key.shape[-2], value.shape[-1]
-    return batch * L * S * (E + Ev)
+def count(model: nn.Module, data: Dict[str, Any]) -> Tuple[Dict[str, Counter], str]:
+    """Run ``model`` once on ``data`` under two FlopCounterModes (MACS, EXTRAS; none of torch's own formulas,
+    which count 2 per MAC): in ``tensor`` mode, or in ``predict`` mode where that needs ground truth (Sparse
+    R-CNN's RoI head reads ``gt_instances``). Returns the counts by kind of every module that ran (names as in
+    ``model.named_modules()``, ``''`` the whole model) and the mode used."""
+    def forward(mode: str):
+        counters = [(FlopCounterMode(display=False, custom_mapping={
+            **dict.fromkeys(flop_registry, lambda *_, **__: 0), **{op: f for op, (_, f) in table.items()}}), table)
+            for table in (MACS, EXTRAS)]
+        with torch.no_grad(), _AsOneOp(), counters[0][0], counters[1][0]:
+            model(data['inputs'], data['data_samples'], mode=mode)
+        return counters
 
-
-class FlopCounter:
-    """Counts MACs and the extra element-wise terms of one forward, per category and per module.
-
-    A ``TorchFunctionMode`` catches ``F.scaled_dot_product_attention`` and ``F.linear`` (counted from their
-    arguments' shapes, whatever kernel runs them: SDPA's fused CPU kernel and the mkldnn linear are invisible to
-    aten-level counters); a ``TorchDispatchMode`` counts the aten convolution / matmul / BatchNorm / ReLU ops
-    (explicit ``matmul`` / ``bmm`` included); module hooks attribute every count to the modules that ran.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-        self.totals: Dict[str, int] = defaultdict(int)
-        self.per_module: Dict[str, Dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        self._stack: List[str] = []
-        self._in_sdpa = 0
-        self._handles: list = []
-
-    # ---------------------------------------------------------------------------------------- bookkeeping
-    def add(self, kind: str, value: int) -> None:
-        if value <= 0:
-            return
-        self.totals[kind] += value
-        names = set()
-        for name in self._stack:  # a module and its ancestors (containers such as ModuleList never run)
-            parts = name.split('.')
-            names.update('.'.join(parts[:i]) for i in range(1, len(parts) + 1))
-        for name in names:
-            self.per_module[name][kind] += value
-
-    def _push(self, name: str) -> Callable:
-        def hook(module, args):
-            self._stack.append(name)
-        return hook
-
-    def _pop(self, name: str) -> Callable:
-        def hook(module, args, output):
-            if self._stack and self._stack[-1] == name:
-                self._stack.pop()
-        return hook
-
-    def __enter__(self) -> 'FlopCounter':
-        for name, module in self.model.named_modules():
-            self._handles.append(module.register_forward_pre_hook(self._push(name)))
-            self._handles.append(module.register_forward_hook(self._pop(name), always_call=True))
-        self._function_mode = _FunctionMode(self)
-        self._dispatch_mode = _OpMode(self)
-        self._function_mode.__enter__()
-        self._dispatch_mode.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._dispatch_mode.__exit__(*exc)
-        self._function_mode.__exit__(*exc)
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-
-    def total(self, macs_only: bool = False) -> int:
-        kinds = MAC_KINDS if macs_only else MAC_KINDS + EXTRA_KINDS
-        return sum(self.totals.get(k, 0) for k in kinds)
-
-    def module_total(self, name: str, macs_only: bool = False) -> int:
-        kinds = MAC_KINDS if macs_only else MAC_KINDS + EXTRA_KINDS
-        return sum(self.per_module.get(name, {}).get(k, 0) for k in kinds)
-
-
-class _FunctionMode(TorchFunctionMode):
-
-    def __init__(self, counter: FlopCounter) -> None:
-        super().__init__()
-        self.counter = counter
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func is F.scaled_dot_product_attention:
-            q = args[0] if len(args) > 0 else kwargs['query']
-            k = args[1] if len(args) > 1 else kwargs['key']
-            v = args[2] if len(args) > 2 else kwargs['value']
-            self.counter.add('attention', sdpa_macs(q, k, v))
-        elif func is F.linear:
-            # counted here: on CPU torch may run it as mkldnn._linear_pointwise instead of aten.addmm
-            x = args[0] if len(args) > 0 else kwargs['input']
-            w = args[1] if len(args) > 1 else kwargs['weight']
-            b = args[2] if len(args) > 2 else kwargs.get('bias')
-            rows = x.numel() // w.shape[-1]
-            self.counter.add('matmul', rows * w.shape[0] * w.shape[-1])
-            if b is not None:
-                self.counter.add('linear_bias', rows * w.shape[0])
-        else:
-            return func(*args, **kwargs)
-        self.counter._in_sdpa += 1  # the kernels underneath are counted already
-        try:
-            return func(*args, **kwargs)
-        finally:
-            self.counter._in_sdpa -= 1
-
-
-class _OpMode(TorchDispatchMode):
-
-    def __init__(self, counter: FlopCounter) -> None:
-        super().__init__()
-        self.counter = counter
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        if self.counter._in_sdpa:  # the kernel (or the math fallback) of an SDPA counted above
-            return out
-        packet = func.overloadpacket
-        add = self.counter.add
-        if packet in _MATMULS:
-            a, b = (args[1], args[2]) if packet in _BIASED_MATMULS else (args[0], args[1])
-            add('matmul', math.prod(a.shape) * b.shape[-1])
-            if packet in _BIASED_MATMULS:
-                add('linear_bias', out.numel())
-        elif packet in _FUSED_LINEARS:  # oneDNN linear (x, weight [out, in], bias, ...), used by CPU fast paths
-            x, weight, bias = args[0], args[1], args[2]
-            rows = x.numel() // weight.shape[-1]
-            add('matmul', rows * weight.shape[0] * weight.shape[-1])
-            if bias is not None:
-                add('linear_bias', rows * weight.shape[0])
-        elif packet in _FUSED_CONVS:  # oneDNN conv + pointwise op: (x, weight, bias, ...) or binary (x, y, w, b)
-            binary = 'binary' in func._overloadname
-            weight, bias = (args[2], args[3]) if binary else (args[1], args[2])
-            result = out[0] if isinstance(out, (tuple, list)) else out
-            add('conv', result.numel() * math.prod(weight.shape[1:]))
-            if bias is not None:
-                add('conv_bias', result.numel())
-        elif packet is aten.convolution:
-            weight, bias, transposed = args[1], args[2], args[6]
-            if transposed:  # every input element meets C_out/groups x kernel weights
-                add('conv', args[0].numel() * math.prod(weight.shape[1:]))
-            else:  # every output element needs C_in/groups x kernel multiply-adds
-                add('conv', out.numel() * math.prod(weight.shape[1:]))
-            if bias is not None:
-                add('conv_bias', out.numel())
-        elif packet in _BATCH_NORMS:
-            add('batchnorm', 2 * args[0].numel())
-        elif packet in _RELUS:
-            add('relu', out.numel())
-        return out
-
-
-def count(model: nn.Module, data: Dict[str, Any]) -> Tuple[FlopCounter, str]:
-    """Run ``model`` once on ``data`` under a :class:`FlopCounter`: in ``tensor`` mode (the network without
-    post-processing), or in ``predict`` mode for models whose tensor mode needs ground truth (Sparse R-CNN's
-    RoI head reads ``gt_instances``). Returns the counter and the mode used."""
     try:
-        counter = FlopCounter(model)
-        with torch.no_grad(), counter:
-            model(data['inputs'], data['data_samples'], mode='tensor')
-        return counter, 'tensor'
+        mode, counters = 'tensor', forward('tensor')
     except (AttributeError, KeyError) as tensor_error:  # a missing data-sample field
-        counter = FlopCounter(model)
         try:
-            with torch.no_grad(), counter:
-                model(data['inputs'], data['data_samples'], mode='predict')
+            mode, counters = 'predict', forward('predict')
         except Exception:  # noqa: BLE001  report the first failure, it names the cause
             raise tensor_error
-        return counter, 'predict'
+    root, counts = type(model).__name__, defaultdict(Counter)
+    for counter, table in counters:
+        for name, ops in counter.get_flop_counts().items():
+            for op, n in ops.items():
+                if name != 'Global' and n:
+                    counts[name[len(root) + 1:]][table[op][0]] += n
+    return counts, mode
 
 
-def param_counts(model: nn.Module) -> Dict[str, int]:
-    counts: Dict[str, int] = {'': sum(p.numel() for p in model.parameters())}
-    for name, module in model.named_modules():
-        if name:
-            counts[name] = sum(p.numel() for p in module.parameters())
-    return counts
-
-
-def fmt_g(value: float) -> str:
-    return f'{value / 1e9:.3f} G'
-
-
-def fmt_m(value: float) -> str:
-    return f'{value / 1e6:.3f} M'
+def module_counts(counts: Dict[str, Counter], module: nn.Module, name: str) -> Counter:
+    """The counts of a module: its own if it ran, else its children's (a ModuleList never runs)."""
+    if name in counts:
+        return counts[name]
+    return sum((module_counts(counts, c, f'{name}.{n}') for n, c in module.named_children()), Counter())
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
+    from mmengine.analysis import parameter_count
     cfg = load_config(args.config, args.cfg_options)
     scope = config_scope(cfg)
-    if args.shape is None:
-        shape = default_shape(cfg, scope)
-    elif len(args.shape) == 1:
-        shape = (args.shape[0], args.shape[0])
-    elif len(args.shape) == 2:
-        shape = tuple(args.shape)
-    else:
+    if args.shape is not None and len(args.shape) not in (1, 2):
         raise ValueError(f'--shape takes H or H W, got {args.shape}')
-    devices = ['meta', 'cuda' if torch.cuda.is_available() else 'cpu'] if args.device == 'auto' else [
-        args.device]
+    shape = default_shape(cfg, scope) if args.shape is None else (args.shape[0], args.shape[-1])
+    devices = ['meta', 'cuda' if torch.cuda.is_available() else 'cpu'] if args.device == 'auto' else [args.device]
     # on meta the weights do not matter: skip their initialisation; a real forward gets a fresh, initialised model
     model = build_model(cfg, 'cpu', init_weights=devices[0] != 'meta')
-    params = param_counts(model)
-    counter, used, failure, mode = None, None, None, 'tensor'
+    params, fallback = parameter_count(model), None
     for device in devices:
         try:
-            if device == 'meta':
-                model = model.to('meta')
-            elif next(model.parameters()).device.type == 'meta':
-                model = build_model(cfg, device)
-            else:
-                model = model.to(device)
+            model = build_model(cfg, device) if next(model.parameters()).is_meta else model.to(device)
             data = make_batch(model, scope, shape, batch_size=1)
-            (counter, mode), used = count(model, data), device
+            counts, mode = count(model, data)
             break
-        except Exception as e:  # noqa: BLE001  a data-dependent op meta tensors cannot run
+        except Exception as e:  # noqa: BLE001  a data-dependent op (e.g. NMS) that meta tensors cannot run
             if device != 'meta' or args.device != 'auto':
                 raise
-            failure = f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}'
-    assert counter is not None
-    input_shape = tuple(data['inputs'].shape)
-
-    rows = []
-    for name, module in model.named_modules():
-        if not name or name.count('.') >= args.depth or name == 'data_preprocessor':
-            continue
-        rows.append(dict(module=name, type=type(module).__name__, params=params.get(name, 0),
-                         flops=counter.module_total(name, args.macs_only),
-                         attention=counter.per_module.get(name, {}).get('attention', 0)))
-    total = counter.total(args.macs_only)
+            fallback = f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}'
+    kinds = MAC_KINDS if args.macs_only else MAC_KINDS + EXTRA_KINDS
+    rows = [dict(module=name, type=type(module).__name__, params=params[name],
+                 flops=sum(module_counts(counts, module, name)[k] for k in kinds),
+                 attention=module_counts(counts, module, name)['attention'])
+            for name, module in model.named_modules()
+            if name and name.count('.') < args.depth and name != 'data_preprocessor']
     result = dict(
-        config=args.config, task=task_of(scope), input_shape=list(input_shape), device=used, forward_mode=mode,
-        convention='macs-only' if args.macs_only else 'paper: MACs + bias, BatchNorm, ReLU element ops',
-        flops=total, params=params[''], by_kind=dict(counter.totals), modules=rows,
-        meta_fallback_reason=failure)
+        config=args.config, task=task_of(scope), input_shape=list(data['inputs'].shape), device=device,
+        forward_mode=mode, convention='macs-only' if args.macs_only else 'paper: MACs + bias, BatchNorm, ReLU element ops',
+        flops=sum(counts[''][k] for k in kinds), params=params[''], by_kind=dict(counts['']), modules=rows,
+        meta_fallback_reason=fallback)
 
-    split = ', '.join(f'{k} {fmt_g(counter.totals.get(k, 0))}'
-                      for k in (MAC_KINDS if args.macs_only else MAC_KINDS + EXTRA_KINDS))
+    def g(value: float) -> str:
+        return f'{value / 1e9:.3f} G'
+
     lines = [
-        '=' * 72,
-        f'Config: {args.config}',
-        f'Model: {type(model).__name__} ({task_of(scope)}), input {input_shape} (B x C x H x W, padded as '
-        'the data preprocessor pads)',
-        f'Counted on: {used}' + (f' (meta forward failed: {failure})' if failure else '')
+        '=' * 72, f'Config: {args.config}',
+        f'Model: {type(model).__name__} ({task_of(scope)}), input {tuple(result["input_shape"])} (B x C x H x W, '
+        'padded as the data preprocessor pads)',
+        f'Counted on: {device}' + (' (a real forward: the model has data-dependent steps, e.g. NMS, that the meta '
+                                   'device cannot run)' if fallback else '')
         + ('' if mode == 'tensor' else f', forward mode {mode!r} (the tensor mode needs ground truth)'),
-        f'Flops: {fmt_g(total)}   [{result["convention"]}; attention matmuls included]',
-        f'  by kind: {split}',
-        f'Params: {fmt_m(params[""])}',
-    ]
+        f'Flops: {g(result["flops"])}   [{result["convention"]}; attention matmuls included]',
+        '  by kind: ' + ', '.join(f'{k} {g(counts[""][k])}' for k in kinds), f'Params: {params[""] / 1e6:.3f} M']
     if rows:
         width = max(len(r['module']) for r in rows) + 2
         lines += ['-' * 72, f'{"module":<{width}}{"params":>14}{"flops":>14}{"of which attention":>22}']
-        lines += [f'{r["module"]:<{width}}{fmt_m(r["params"]):>14}{fmt_g(r["flops"]):>14}'
-                  f'{fmt_g(r["attention"]):>22}' for r in rows]
+        lines += [f'{r["module"]:<{width}}{r["params"] / 1e6:>12.3f} M{g(r["flops"]):>14}{g(r["attention"]):>22}'
+                  for r in rows]
     if scope == 'mmdet' and hasattr(model, 'roi_head'):
         lines.append('Note: the RoI head count depends on the proposals / detections of this run '
                      '(random weights, random image).')
-    lines.append('=' * 72)
-    print('\n'.join(lines))
+    print('\n'.join(lines + ['=' * 72]))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(result, f, indent=2)
