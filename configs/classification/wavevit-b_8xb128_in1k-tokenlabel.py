@@ -1,4 +1,5 @@
-# Wave-ViT-B on ImageNet-1k with token labeling (published 84.8 top-1); see wavevit-s_8xb128_in1k-tokenlabel.py.
+# Wave-ViT-B on ImageNet-1k with token labeling (published top-1: metafile.yml); see
+# wavevit-s_8xb128_in1k-tokenlabel.py.
 _base_ = './wavevit-s_8xb128_in1k-tokenlabel.py'
 
 model = dict(

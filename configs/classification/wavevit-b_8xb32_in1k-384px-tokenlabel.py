@@ -1,4 +1,4 @@
-# Wave-ViT-B fine-tuned at 384 x 384 from its 224 token-labeling checkpoint (published 85.6 top-1); the recipe
+# Wave-ViT-B fine-tuned at 384 x 384 from its 224 token-labeling checkpoint (published top-1: metafile.yml); the recipe
 # is wavevit-s_8xb32_in1k-384px-tokenlabel.py's, with the B model as in wavevit-b_8xb128_in1k.py.
 _base_ = './wavevit-s_8xb32_in1k-384px-tokenlabel.py'
 

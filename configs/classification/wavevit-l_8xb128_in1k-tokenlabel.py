@@ -1,4 +1,5 @@
-# Wave-ViT-L on ImageNet-1k with token labeling (published 85.5 top-1); see wavevit-s_8xb128_in1k-tokenlabel.py.
+# Wave-ViT-L on ImageNet-1k with token labeling (published top-1: metafile.yml); see
+# wavevit-s_8xb128_in1k-tokenlabel.py.
 # Drop path 0.3 and gradient clipping at norm 1.0.
 _base_ = './wavevit-s_8xb128_in1k-tokenlabel.py'
 

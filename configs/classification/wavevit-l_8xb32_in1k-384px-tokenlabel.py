@@ -1,4 +1,4 @@
-# Wave-ViT-L fine-tuned at 384 x 384 from its 224 token-labeling checkpoint (published 86.3 top-1); the recipe
+# Wave-ViT-L fine-tuned at 384 x 384 from its 224 token-labeling checkpoint (published top-1: metafile.yml); the recipe
 # is wavevit-s_8xb32_in1k-384px-tokenlabel.py's, with the L model and the gradient clipping of
 # wavevit-l_8xb128_in1k.py.
 _base_ = './wavevit-s_8xb32_in1k-384px-tokenlabel.py'

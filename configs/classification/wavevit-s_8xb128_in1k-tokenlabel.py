@@ -1,4 +1,4 @@
-# Wave-ViT-S on ImageNet-1k with token labeling: how the published 83.9 top-1 was trained.
+# Wave-ViT-S on ImageNet-1k with token labeling: how the published top-1 (metafile.yml) was trained.
 # Same recipe as wavevit-s_8xb128_in1k.py, plus: dense top-k label maps of an NFNet-F6 teacher (the files the
 # TokenLabeling project publishes, see docs/classification.md) loaded per image and moved with the crop and the
 # flip; the token-labeling auxiliary head; MixToken (Beta(1, 1) box on the 1/32 grid, mixed at the stem output);

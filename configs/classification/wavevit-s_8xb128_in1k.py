@@ -1,5 +1,5 @@
 # Wave-ViT-S on ImageNet-1k, the official recipe without token labeling (plain labels, label smoothing 0.1).
-# The published 83.9 top-1 was trained with token labeling: see wavevit-s_8xb128_in1k-tokenlabel.py.
+# The published top-1 (metafile.yml) was trained with token labeling: see wavevit-s_8xb128_in1k-tokenlabel.py.
 # 8 GPUs x 128 images = 1024; AdamW lr 1e-3 (= 5e-4 * 1024 / 512), wd 0.05, no decay on norms and biases,
 # 5 linear warmup epochs from 1e-6, cosine to 1e-5, 310 epochs; RandAugment m9 mstd0.5, RandomResizedCrop
 # (bicubic), flip, random erasing 0.25; evaluation: bicubic resize of the short side to 233 (= 224 / 0.96),
@@ -44,3 +44,5 @@ param_scheduler = [
 train_cfg = dict(by_epoch=True, max_epochs=310, val_interval=1)
 auto_scale_lr = dict(base_batch_size=1024)
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3, save_best='auto'))
+# checkpoints that torch.load(weights_only=True) reads, also when trained through `mim train mmpretrain`
+custom_hooks = [dict(type='SafeCheckpointHook')]

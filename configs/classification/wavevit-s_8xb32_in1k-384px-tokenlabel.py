@@ -1,5 +1,5 @@
-# Wave-ViT-S fine-tuned at 384 x 384 from the 224 token-labeling checkpoint (published 384 results:
-# S 85.0 / B 85.6 / L 86.3). The official release gives no 384 recipe; this one follows the token-labeling
+# Wave-ViT-S fine-tuned at 384 x 384 from the 224 token-labeling checkpoint (published 384 results of S / B / L:
+# metafile.yml). The official release gives no 384 recipe; this one follows the token-labeling
 # (LV-ViT) 384 fine-tuning that Wave-ViT's training code descends from: 30 epochs, batch 8 x 32, AdamW with a
 # constant lr 5e-6 and weight decay 1e-8, no warmup, token labeling + MixToken as at 224 (targets are resampled
 # from the same label maps to the 12 x 12 output grid), same drop path and clipping as the 224 model.

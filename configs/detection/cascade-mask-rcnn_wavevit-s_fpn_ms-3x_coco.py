@@ -1,6 +1,7 @@
 # Cascade Mask R-CNN + Wave-ViT-S + FPN, COCO, "3x ms": 36 epochs (lr steps at 27 and 33), DETR-style
 # multi-scale training (480-800 with the random-crop branch), 8 GPUs x 2 images, fp16.
-# Reproduces the published Wave-ViT-S Cascade Mask R-CNN 3x result: box AP 52.1 (COCO val2017).
+# Reproduces the published Wave-ViT-S Cascade Mask R-CNN 3x box AP on COCO val2017 (the number:
+# metafile.yml / README.md here).
 #
 # Recipe of the official mmdet 2.x config: three cascade stages with "4conv1fc" box heads (four 3x3 convs
 # with SyncBN, one fc of 1024), class-specific regression on decoded boxes with GIoU loss (weight 10);
@@ -11,23 +12,13 @@
 # decay). SyncBN in the heads needs CUDA: tools/train.py turns it into BN on a machine without a GPU.
 _base_ = [
     'mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py',
-    './_base_/wavevit_in1k_checkpoints.py',
+    '../_base_/wavevit_dense_backbones.py',
 ]
 custom_imports = dict(imports=['wavevit_mm'], allow_failed_imports=False)
 
-checkpoint_file = {{_base_.wavevit_s_in1k}}  # (the ConvNeXt base's variable, set for clarity)
+checkpoint_file = _base_.wavevit_s_in1k  # (the ConvNeXt base's variable, set for clarity)
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='WaveViT',
-        arch='s',
-        out_indices=(0, 1, 2, 3),
-        final_norm=True,
-        drop_path_rate=0.1,
-        # as in the official detection backbone: the BatchNorms of the stem and the wavelet attention keep
-        # their ImageNet affine parameters (running statistics still update)
-        norm_cfg=dict(type='BN', requires_grad=False),
-        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file, prefix='backbone.')),
+    backbone=dict(_delete_=True, **_base_.wavevit_s_backbone),
     neck=dict(in_channels=[64, 128, 320, 448]))
 
 max_epochs = 36

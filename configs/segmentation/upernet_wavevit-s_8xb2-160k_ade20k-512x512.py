@@ -1,11 +1,12 @@
 # UperNet + Wave-ViT-S on ADE20K, 160k iterations, 8 GPUs x 2 images, crop 512x512, fp16.
-# Reproduces the published Wave-ViT-S UperNet result: 49.6 mIoU (single-scale) on ADE20K val.
+# Reproduces the published Wave-ViT-S UperNet single-scale mIoU on ADE20K val (the number:
+# metafile.yml / README.md here).
 #
 # Recipe (the official Wave-ViT ADE20K setting): UperNet head with 512 channels, FCN auxiliary head on
 # stage 3 (in_index=2) with loss weight 0.4, AdamW lr 6e-5, betas (0.9, 0.999), weight decay 0.01 with no
 # decay on parameters whose name contains "norm", 1500 linear warmup iterations then poly (power 1.0) decay
 # to 0, fp16 (static loss scale 512), drop path 0.1, backbone initialised from the ImageNet-1k checkpoint
-# converted by tools/model_converters/wavevit2mm.py.
+# converted by tools/model_converters/wavevit2mm.py (../_base_/wavevit_dense_backbones.py).
 #
 # Test settings: single scale (short side 512, long side <= 2048, whole image) via test_pipeline; multi-scale
 # (0.5-1.75 x that scale) + flip via tta_pipeline / tta_model (mmseg's SegTTAModel), used by mmseg's
@@ -15,28 +16,16 @@ _base_ = [
     'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py',
+    '../_base_/wavevit_dense_backbones.py',
 ]
 custom_imports = dict(imports=['wavevit_mm', 'wavevit_mm.datasets.seg_transforms'], allow_failed_imports=False)
-
-# the converted ImageNet-1k checkpoint (python tools/model_converters/wavevit2mm.py wavevit_s.pth.tar ...)
-checkpoint_file = 'checkpoints/wavevit-s_in1k.pth'
 
 num_classes = 150
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
-    backbone=dict(
-        _delete_=True,
-        type='WaveViT',
-        arch='s',
-        out_indices=(0, 1, 2, 3),
-        final_norm=True,
-        drop_path_rate=0.1,
-        # as in the official segmentation backbone: the BatchNorms of the stem and the wavelet attention
-        # keep their ImageNet affine parameters (running statistics still update)
-        norm_cfg=dict(type='BN', requires_grad=False),
-        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file, prefix='backbone.')),
+    backbone=dict(_delete_=True, **_base_.wavevit_s_backbone),
     decode_head=dict(in_channels=[64, 128, 320, 448], channels=512, num_classes=num_classes),
     auxiliary_head=dict(in_channels=320, in_index=2, num_classes=num_classes,
                         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
@@ -98,9 +87,6 @@ param_scheduler = [
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=160000, by_epoch=False),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=160000, val_interval=16000)
-
-# checkpoints that torch.load(weights_only=True) reads, also when trained through `mim train mmseg`
-custom_hooks = [dict(type='SafeCheckpointHook')]
 
 # the total batch size the learning rate is set for (tools/train.py --auto-scale-lr)
 auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -62,6 +62,7 @@ def test_config_builds_and_tensor_mode_is_the_head(name):
     arch, channels, heads, dpr, token_label, size, clip = IN1K[name]
     cfg = load(name)
     assert cfg.custom_imports == dict(imports=['wavevit_mm'], allow_failed_imports=False)
+    assert cfg.custom_hooks == [dict(type='SafeCheckpointHook')]
     bb, head = cfg.model.backbone, cfg.model.head
     assert (bb.type, bb.arch, tuple(bb.out_indices), bb.final_norm, bb.drop_path_rate) == \
         ('WaveViT', arch, (3, ), False, dpr)

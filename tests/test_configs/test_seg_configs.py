@@ -1,14 +1,15 @@
 """The ADE20K UperNet configs: the official recipe, and both variants build and run on CPU."""
 import copy
+import os.path as osp
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
+from wavevit_mm.testing.metafiles import published
 from wavevit_mm.testing.seg_data import SEG_CONFIGS, cpu_optim_wrapper, seg_batch, shrink_pipelines
 
-PUBLISHED_MIOU = {'s': '49.6', 'b': '51.5'}
 ARCH = {'s': dict(arch='s', drop_path_rate=0.1, dims=[64, 128, 320, 448]),
         'b': dict(arch='b', drop_path_rate=0.3, dims=[64, 128, 320, 512])}
 
@@ -26,7 +27,8 @@ def _pipeline_after_load(pipeline):
 def test_official_recipe(variant_cfg):
     v, cfg = variant_cfg
     text = open(SEG_CONFIGS[v]).read()
-    assert f'{PUBLISHED_MIOU[v]} mIoU' in text
+    miou = published(osp.splitext(osp.basename(SEG_CONFIGS[v]))[0])['ADE20K']['mIoU']
+    assert 'metafile.yml' in text and str(miou) not in text  # the header points at the number
     assert cfg.default_scope == 'mmseg'
     assert cfg.custom_imports == dict(imports=['wavevit_mm', 'wavevit_mm.datasets.seg_transforms'],
                                       allow_failed_imports=False)
@@ -35,8 +37,8 @@ def test_official_recipe(variant_cfg):
     bb = m.backbone
     assert (bb.type, bb.arch, bb.drop_path_rate) == ('WaveViT', ARCH[v]['arch'], ARCH[v]['drop_path_rate'])
     assert tuple(bb.out_indices) == (0, 1, 2, 3) and bb.final_norm
-    assert bb.init_cfg == dict(type='Pretrained', checkpoint=cfg.checkpoint_file, prefix='backbone.')
-    assert cfg.checkpoint_file == f'checkpoints/wavevit-{v}_in1k.pth'
+    assert bb.init_cfg == dict(type='Pretrained', checkpoint=cfg[f'wavevit_{v}_in1k'], prefix='backbone.')
+    assert cfg[f'wavevit_{v}_in1k'] == f'checkpoints/wavevit-{v}_in1k.pth'  # configs/_base_/wavevit_dense_backbones.py
     dh, ah = m.decode_head, m.auxiliary_head
     assert (dh.type, list(dh.in_channels), list(dh.in_index), dh.channels, dh.num_classes) == \
         ('UPerHead', ARCH[v]['dims'], [0, 1, 2, 3], 512, 150)
