@@ -60,16 +60,21 @@ if __name__ == '__main__':
         else '',
         long_description_content_type='text/markdown',
         license='Apache License 2.0',
-        python_requires='>=3.8',
+        python_requires='>=3.9',
         packages=find_packages(exclude=('configs', 'tools', 'tests', 'benchmarks', 'docs')),
         include_package_data=True,
         package_data={'wavevit_mm': ['.mim/model-index.yml', '.mim/configs/**/*', '.mim/tools/**/*',
                                    'testing/configs/*.py']},
-        install_requires=['torch>=2.0', 'mmengine>=0.10.0,<1.0', 'mmcv>=2.0.0,<2.2.0'],
+        # What the code needs; tools/setup_env.sh installs the tested stack within these ranges (torch 2.14.1,
+        # torchvision 0.29.1, numpy 2.3.5, mmcv 2.1.0 built with CPU ops, and requirements/runtime.txt's pins).
+        # torch >= 2.5: torch.serialization.safe_globals (weights-only checkpoints), torch.is_autocast_enabled(
+        # device), SDPA's enable_gqa (get_flops); mmcv < 2.2: what mmdet 3.3 and mmseg 1.2 accept.
+        install_requires=['torch>=2.5', 'torchvision', 'numpy', 'pyyaml', 'mmengine>=0.10.0,<1.0',
+                          'mmcv>=2.0.0,<2.2.0'],
         extras_require={
-            'cls': ['mmpretrain>=1.2.0'],
-            'det': ['mmdet>=3.3.0'],
-            'seg': ['mmsegmentation>=1.2.2', 'ftfy', 'regex'],
+            'cls': ['mmpretrain>=1.2.0,<2.0'],
+            'det': ['mmdet>=3.3.0,<4.0'],
+            'seg': ['mmsegmentation>=1.2.2,<2.0', 'ftfy', 'regex'],
             'all': read_requirements('runtime.txt'),
             'tests': read_requirements('tests.txt'),
         },
