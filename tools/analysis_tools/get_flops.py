@@ -66,13 +66,14 @@ if not hasattr(torch.ops.wavevit_flops, 'sdpa'):  # once per process: F.linear a
     _sdpa.register_fake(lambda query, key, value, *_, **__: query.new_empty(
         *torch.broadcast_shapes(query.shape[:-2], key.shape[:-2]), query.shape[-2], value.shape[-1]))
 LINEAR, SDPA = torch.ops.wavevit_flops.linear, torch.ops.wavevit_flops.sdpa
+_AS_ONE_OP = {F.linear: LINEAR, F.scaled_dot_product_attention: SDPA}
 
 
 class _AsOneOp(TorchFunctionMode):
     """Runs ``F.linear`` and ``F.scaled_dot_product_attention`` as the single ops ``LINEAR`` and ``SDPA``."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        return {F.linear: LINEAR, F.scaled_dot_product_attention: SDPA}.get(func, func)(*args, **(kwargs or {}))
+        return _AS_ONE_OP.get(func, func)(*args, **(kwargs or {}))
 
 
 def _elements(*_, out_shape, **__) -> int:
@@ -170,7 +171,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             if name and name.count('.') < args.depth and name != 'data_preprocessor']
     result = dict(
         config=args.config, task=task_of(scope), input_shape=list(data['inputs'].shape), device=device,
-        forward_mode=mode, convention='macs-only' if args.macs_only else 'paper: MACs + bias, BatchNorm, ReLU element ops',
+        forward_mode=mode,
+        convention='macs-only' if args.macs_only else 'paper: MACs + bias, BatchNorm, ReLU element ops',
         flops=sum(counts[''][k] for k in kinds), params=params[''], by_kind=dict(counts['']), modules=rows,
         meta_fallback_reason=fallback)
 
