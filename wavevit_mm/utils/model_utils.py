@@ -74,10 +74,10 @@ def build_model(cfg, device: str = 'cpu', init_weights: bool = True) -> nn.Modul
     """Build ``cfg.model`` with the registry of the config's library, in eval mode, on ``device``.
 
     SyncBN becomes BN (one process, possibly no CUDA: mmengine's ``revert_sync_batchnorm``, as its Runner does
-    for one process). With ``init_weights`` (default) the modules get the
-    config's initialisation except pretrained checkpoints (``Pretrained`` init_cfgs are dropped), so heads
-    start from their usual priors (e.g. Sparse R-CNN's whole-image proposals) with random weights, no file
-    needed; without it they keep their constructors' weights.
+    for one process). With ``init_weights`` (default) the modules get the config's initialisation except
+    pretrained checkpoints (``Pretrained`` init_cfgs are dropped), so heads start from their usual priors (e.g.
+    Sparse R-CNN's whole-image proposals) with random weights, no file needed; without it they keep their
+    constructors' weights.
     """
     import wavevit_mm  # noqa: F401  (registers WaveViT and the head)
     from mmengine.model import revert_sync_batchnorm
