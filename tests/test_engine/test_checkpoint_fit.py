@@ -112,3 +112,33 @@ def test_only_the_main_process_locks_the_work_dir(tmp_path, monkeypatch):
     lock = lock_work_dir(str(tmp_path / 'w'), launcher='pytorch')
     assert lock is not None and (tmp_path / 'w' / 'train.lock').read_text().startswith('{"host"')
     lock.release()
+
+
+def test_inexact_resumes_are_named():
+    """What RandomStateHook warns about when a resumed run cannot continue bit for bit."""
+    from types import SimpleNamespace
+
+    from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
+
+    from wavevit_mm.engine.hooks.random_state_hook import _inexact_resume_reasons
+
+    class Loader(list):  # 5 batches
+        def __init__(self, num_workers, persistent_workers, seed):
+            super().__init__(range(5))
+            self.num_workers, self.persistent_workers = num_workers, persistent_workers
+            self.sampler = SimpleNamespace(seed=seed)
+
+    def runner(loop_cls, num_workers, persistent, it, seed=0):
+        return SimpleNamespace(train_dataloader=Loader(num_workers, persistent, seed),
+                               train_loop=loop_cls.__new__(loop_cls), iter=it)
+
+    resumed = dict(sampler_seed=0)
+    assert _inexact_resume_reasons(runner(EpochBasedTrainLoop, 0, False, 10), resumed) == []
+    assert _inexact_resume_reasons(runner(IterBasedTrainLoop, 2, True, 7), resumed) == []
+    reasons = _inexact_resume_reasons(runner(IterBasedTrainLoop, 0, False, 10), resumed)
+    assert len(reasons) == 1 and 'replays the data loader' in reasons[0] and 'use num_workers > 0' in reasons[0]
+    reasons = _inexact_resume_reasons(runner(EpochBasedTrainLoop, 2, True, 12, seed=3), resumed)
+    assert [r.split(':')[0].split(' (')[0] for r in reasons] == [
+        'the checkpoint is from the middle of an epoch', 'persistent_workers=True', "the sampler's seed is 3, the "
+        "checkpoint's run used 0"]
+    assert reasons[2].endswith('--cfg-options randomness.seed=0')

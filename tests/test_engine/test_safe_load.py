@@ -58,6 +58,8 @@ def _write(path, kind: str) -> str:
     elif kind == 'truncated':
         torch.save({'w': torch.zeros(20000)}, path)
         path.write_bytes(path.read_bytes()[:30000])
+    elif kind == 'torchscript':
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
     elif kind == 'corrupt data':
         torch.save({'w': torch.zeros(4)}, path)
         data = bytearray(path.read_bytes())
@@ -73,6 +75,8 @@ def _write(path, kind: str) -> str:
     ('zip of something else', r'is a zip archive but not a PyTorch checkpoint \(no data.pkl; it holds: '
                               r'weights/readme.txt\)'),
     ('truncated', r'starts like a zip archive \(the torch.save format\) but is truncated or corrupt'),
+    ('torchscript', r'is a TorchScript archive \(torch.jit.save\), not a checkpoint of weights: load it with '
+                    r'torch.jit.load'),
     ('corrupt data', r'(could not be read|is not a readable PyTorch checkpoint)'),
 ])
 @pytest.mark.parametrize('loader', _loaders())

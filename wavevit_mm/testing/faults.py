@@ -44,7 +44,9 @@ class KillDuringSaveHook(Hook):
             checkpoint is deleted (mmengine's own hook does this before writing the new one); ``after_save``:
             after the whole save, before the next epoch. The file events are caught with a Python audit hook
             (``sys.addaudithook``: the ``open``, ``os.rename`` and ``os.remove`` events). ``delay``: ``delay``
-            seconds after the save starts, wherever it then is.
+            seconds after the Runner hands over the checkpoint (what is left of the save then is writing it,
+            renaming it, ``last_checkpoint`` and the deletion), wherever the save then is, or after the save if
+            it is done by then.
         delay (float): Seconds, for ``instant='delay'``.
     """
 
@@ -61,17 +63,17 @@ class KillDuringSaveHook(Hook):
         if self._armed:
             return
         self._armed = True
-        if self.instant == 'delay':
-            threading.Thread(target=lambda: (time.sleep(self.delay), _kill_now()), daemon=True).start()
-        elif self.instant not in ('before_write', 'after_save'):
+        if self.instant not in ('before_write', 'after_save', 'delay'):
             sys.addaudithook(self._on_event)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if self._armed and self.instant == 'before_write':
             _kill_now()
+        if self._armed and self.instant == 'delay':
+            threading.Thread(target=lambda: (time.sleep(self.delay), _kill_now()), daemon=True).start()
 
     def before_train_epoch(self, runner) -> None:
-        if self._armed and self.instant == 'after_save':
+        if self._armed:  # 'after_save', or a later instant that did not come: never past one save
             _kill_now()
 
     def _on_event(self, event: str, args: tuple) -> None:

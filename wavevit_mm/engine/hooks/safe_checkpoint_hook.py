@@ -4,7 +4,9 @@ A Runner checkpoint stores the message hub's ``HistoryBuffer`` objects (numpy ar
 numpy scalars in ``meta``; unpickling those needs globals that torch's safe loader rightly refuses. This hook
 rewrites them, just before saving, into tensors and plain Python values, and turns the buffers back into
 ``HistoryBuffer`` objects right after loading, so resume, ``tools/test.py`` and ``mim test`` read our
-checkpoints weights-only. Files are never loaded with ``weights_only=False``.
+checkpoints weights-only. Nothing here loads with ``weights_only=False``; a checkpoint written without the hook is
+refused by the loader, and ``tools/model_converters/mmengine2safe.py --trust-source`` rewrites a trusted one with
+:func:`to_safe` (see docs/checkpoints.md).
 """
 from typing import Any
 
