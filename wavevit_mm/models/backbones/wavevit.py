@@ -528,8 +528,9 @@ class WaveViT(BaseModule):
         """Load an official Wave-ViT checkpoint or a converted mmpretrain one into this backbone.
 
         The file is read with ``weights_only=True``. Missing and unexpected keys are reported by name; a
-        checkpoint that provides less than half of the backbone's tensors, or tensors of the wrong shape (a
-        checkpoint of another variant), is an error.
+        checkpoint that provides less than half of the backbone's tensors, tensors of the wrong shape (a
+        checkpoint of another variant), or values that are not usable weights (not tensors, NaN / infinite, an
+        integer dtype for a float one) is an error.
         """
         try:
             raw = load_checkpoint_file(checkpoint, map_location=map_location)
@@ -540,6 +541,10 @@ class WaveViT(BaseModule):
                 '(or pass the official file itself with prefix=\'\')') from None
         state_dict = to_backbone_state_dict(unwrap_state_dict(raw), prefix=prefix)
         own = self.state_dict()
+        from ..ckpt_convert import unusable_values
+        problems = unusable_values(state_dict, own)  # non-tensors, NaN / inf, integer tensors for float weights
+        if problems:
+            raise ValueError(f'{checkpoint} does not hold usable Wave-ViT weights: ' + '; '.join(problems))
         mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
                       for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
         if mismatched:
