@@ -8,7 +8,7 @@ import sys
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
-MIM_FILES = ('configs', 'tools', 'model-index.yml')
+MIM_FILES = ('configs', 'tools', 'demo', 'model-index.yml')
 
 
 def get_version() -> str:
@@ -64,7 +64,7 @@ if __name__ == '__main__':
         packages=find_packages(exclude=('configs', 'tools', 'tests', 'benchmarks', 'docs')),
         include_package_data=True,
         package_data={'wavevit_mm': ['.mim/model-index.yml', '.mim/configs/**/*', '.mim/tools/**/*',
-                                   'testing/configs/*.py']},
+                                   '.mim/demo/*', 'testing/configs/*.py']},
         # What the code needs; tools/setup_env.sh installs the tested stack within these ranges (torch 2.14.1,
         # torchvision 0.29.1, numpy 2.3.5, mmcv 2.1.0 built with CPU ops, and requirements/runtime.txt's pins).
         # torch >= 2.5: torch.serialization.safe_globals (weights-only checkpoints), torch.is_autocast_enabled(

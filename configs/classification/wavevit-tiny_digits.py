@@ -1,8 +1,9 @@
 # A small Wave-ViT on scikit-learn's handwritten digits (8 x 8 scans of 0-9, upscaled to 32 x 32 RGB), written as
 # an ImageNet-style folder tree by tools/quickstart.py: <data_root>/{train,val}/<digit>/*.png. It is the
 # ImageNet recipe (wavevit-s_8xb128_in1k.py: AdamW, no decay on norms/biases, warmup + cosine, label smoothing,
-# WaveViTClsHead) scaled down so it trains on a laptop CPU in minutes: a 4-stage Wave-ViT with 16-64 channels,
-# 32 x 32 inputs, mild crops and no flips (a mirrored digit is another symbol), lr 2e-3 for batch 32.
+# WaveViTClsHead) scaled down so it trains on a laptop CPU in minutes: a 4-stage Wave-ViT (16-channel stem,
+# stages of 32-96 channels), 32 x 32 inputs, mild crops and no flips (a mirrored digit is another symbol),
+# lr 2e-3 for batch 32.
 _base_ = './wavevit-s_8xb128_in1k.py'
 
 data_root = 'data/digits'
