@@ -69,3 +69,8 @@ def test_negative_boxes_are_refused_and_degenerate_ones_reported(tmp_path, monke
     assert len(dataset) == 2  # as mmdet: image 2 stays (filter_empty_gt looks at the raw annotations)
     assert messages == [f'annotation file {tmp_path}/instances.json: 2 boxes are under 1 pixel wide or high, or '
                         'outside their image, skipped: id 2 in 2.jpg: [3, 5, 0.5, 8], id 3 in 2.jpg: [60, 45, 5, 5]']
+
+
+def test_a_file_without_images_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r'instances.json lists no images: check that it is the right file'):
+        _dataset(tmp_path, [], sizes=())

@@ -145,3 +145,16 @@ def test_valid_labels_load_as_mmseg_loads_them(tmp_path):
         theirs = load_mmseg(dict(results, reduce_zero_label=reduce_zero_label, seg_fields=[]))
         assert ours['gt_seg_map'].dtype == np.uint8 and np.array_equal(ours['gt_seg_map'], theirs['gt_seg_map'])
         assert _check(num_classes=150)(ours) is ours
+
+
+def test_label_map_checks(tmp_path):
+    """Float maps, and a loader whose reduce_zero_label disagrees with the dataset's."""
+    from wavevit_mm.datasets.seg_transforms import LoadSegAnnotations, check_label_map_shape
+    with pytest.raises(ValueError, match=r'label file a.tif holds float32 values; class indices must be integers'):
+        check_label_map_shape(np.zeros((4, 4), np.float32), dict(seg_map_path='a.tif'))
+    check_label_map_shape(np.zeros((4, 6), np.uint8), dict(ori_shape=(8, 8), img_shape=(4, 6)),
+                          sizes=('ori_shape', 'img_shape'))  # after a joint resize or crop
+    loader = LoadSegAnnotations(reduce_zero_label=True)
+    with pytest.raises(ValueError, match=r'LoadSegAnnotations\(reduce_zero_label=True\) but the dataset has '
+                                         r'reduce_zero_label=False: set the same in both'):
+        loader(_pair(tmp_path, np.zeros((20, 30), np.uint8)))

@@ -142,3 +142,8 @@ def test_inexact_resumes_are_named():
         'the checkpoint is from the middle of an epoch', 'persistent_workers=True', "the sampler's seed is 3, the "
         "checkpoint's run used 0"]
     assert reasons[2].endswith('--cfg-options randomness.seed=0')
+
+
+def test_a_checkpoint_without_a_state_dict_is_named(model):
+    with pytest.raises(CheckpointMismatchError, match=r'odd.pth: no state dict found in the checkpoint'):
+        check_checkpoint_fits(model, {0: torch.ones(1)}, 'odd.pth')

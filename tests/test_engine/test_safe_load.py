@@ -118,7 +118,8 @@ def test_every_mmengine_scheme_is_weights_only():
                          ('http://a/b.pth', safe_load.load_from_http),
                          ('torchvision://resnet50', safe_load.load_from_torchvision),
                          ('open-mmlab://resnet50_v1c', safe_load.load_from_openmmlab),
-                         ('mmcls://resnet50', safe_load.load_from_mmcls), ('s3://bucket/a.pth', safe_load.load_from_ceph),
+                         ('mmcls://resnet50', safe_load.load_from_mmcls),
+                         ('s3://bucket/a.pth', safe_load.load_from_ceph),
                          ('pavi://a/b.pth', safe_load.load_from_pavi)]:
         assert CheckpointLoader._get_checkpoint_loader(path) is loader, path
 
@@ -178,3 +179,8 @@ def test_atomic_write_and_stale_temp_files(tmp_path):
     live.write_bytes(b'partial')
     assert remove_stale_temp_files(str(tmp_path)) == [str(dead)]
     assert live.exists() and not dead.exists()
+
+
+def test_pavi_without_pavi_names_the_file():
+    with pytest.raises(ImportError, match='pavi://models/a.pth: install pavi to load checkpoints from its model cloud'):
+        CheckpointLoader.load_checkpoint('pavi://models/a.pth')

@@ -162,7 +162,7 @@ def test_payload_never_runs_with_torch_force_no_weights_only_load(tmp_path, monk
 ])
 def test_incomplete_or_damaged_checkpoints_are_not_converted(official, tmp_path, capsys, damage, message):
     ref, _ = official
-    sd = ref.state_dict()
+    sd = {k: v.clone() for k, v in ref.state_dict().items()}  # not the shared model's own tensors
     if damage == 'missing':
         del sd['block3.1.mlp.fc1.weight']
     elif damage == 'nan':
@@ -213,3 +213,17 @@ def test_mmengine2safe_rewrites_only_with_the_trust_flag(tmp_path, capsys):
     assert rewrite([str(tmp_path / 'odd.pth'), str(tmp_path / 'odd_safe.pth'), '--trust-source']) == 1
     assert 'have no safe form, so nothing was written' in capsys.readouterr().err
     assert not (tmp_path / 'odd_safe.pth').exists() and os.listdir(tmp_path).count('odd_safe.pth') == 0
+
+
+def test_pretrained_with_unusable_values_is_refused(official, tmp_path):
+    """init_cfg Pretrained: NaN weights or integer tensors would otherwise load without a word."""
+    ref, _ = official
+    sd = dict(ref.state_dict())
+    sd['block1.0.mlp.fc1.bias'] = torch.full_like(sd['block1.0.mlp.fc1.bias'], float('nan'))
+    sd['norm1.weight'] = sd['norm1.weight'].long()
+    path = tmp_path / 'broken.pth'
+    torch.save(sd, path)
+    with pytest.raises(ValueError, match=r'broken.pth does not hold usable Wave-ViT weights: 1 tensors have the wrong '
+                                         r'kind of dtype: norm1.weight: torch.int64 .*; 1 tensors hold NaN or '
+                                         r'infinite values .*block1.0.mlp.fc1.bias \(128 of 128 values\)'):
+        WaveViT(TINY_ARCH).load_pretrained(str(path), prefix='')

@@ -76,9 +76,9 @@ def _last_checkpoint(work_dir):
 
 def test_kills_around_checkpoint_saves_never_lose_a_checkpoint(fork_server, tmp_path):
     """22 SIGKILLs at targeted instants of a save (each file operation of AtomicCheckpointHook, caught with audit
-    hooks) and at random times in its writing phase, max_keep_ckpts=1, each run resuming the one before: after every kill a complete,
-    weights-only-loadable checkpoint is named by last_checkpoint, the next run resumes from it and the temporary
-    files of killed writes are cleaned up."""
+    hooks) and at random times in its writing phase, max_keep_ckpts=1, each run resuming the one before: after
+    every kill a complete, weights-only-loadable checkpoint is named by last_checkpoint, the next run resumes from
+    it and the temporary files of killed writes are cleaned up."""
     work_dir = str(tmp_path / 'chain')
     base = [H.CONFIG, '--resume', *H.train_args(work_dir, H.GLOBAL_BATCH, [
         # 14 epochs: at most 1 + 2 x 2 targeted + 8 random kills come after a save completed, so every run dies
