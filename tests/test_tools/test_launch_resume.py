@@ -215,3 +215,30 @@ def test_resume_is_bit_identical_with_random_augmentation(fork_server, digits, t
         assert result['exitcode'] == 0, result['output'][-4000:]
         assert 'holds no random states' in result['output']
         assert H.max_abs_diff(H.load_weights(str(stateless / final)), expected) > 1e-3
+
+
+def test_resume_is_bit_identical_in_two_processes(fork_server, digits, tmp_path):
+    """Two processes with their own random streams (randomness.diff_rank_seed=True, the transforms in each process):
+    each checkpoint holds both processes' states and each resumed process continues its own, bit for bit."""
+    config = osp.join(CONFIG_DIR, 'classification', 'wavevit-tiny_digits.py')
+
+    def run(work_dir, log, *extra):
+        argv = [config, '--work-dir', str(work_dir), '--launcher', 'pytorch', '--cfg-options', *[
+            f'{k}.dataset.data_root={digits}' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')],
+            'randomness.seed=0', 'randomness.diff_rank_seed=True', 'train_dataloader.batch_size=16',
+            'train_cfg.max_epochs=3', 'train_cfg.val_interval=1', 'param_scheduler.1.end=3', *extra]
+        return fork_server.run(argv, log=str(tmp_path / log), nproc=2)
+
+    reference = run(tmp_path / 'reference', 'reference.log')
+    assert reference['exitcodes'] == [0, 0], reference['output'][-4000:]
+    crashed = tmp_path / 'crashed'
+    killed = run(crashed, 'killed.log', 'default_hooks.kill.type=KillAfterIterHook',
+                 'default_hooks.kill.kill_at_iter=11')
+    assert killed['exitcodes'] == [-signal.SIGKILL] * 2, killed['output'][-4000:]
+    states = load_checkpoint_file(str(crashed / 'epoch_2.pth'))['random_states']['states']
+    assert len(states) == 2 and not torch.equal(states[0]['numpy']['keys'], states[1]['numpy']['keys'])
+    resumed = run(crashed, 'resumed.log', '--resume')
+    assert resumed['exitcodes'] == [0, 0], resumed['output'][-4000:]
+    assert 'restored the random states of iteration 10 from the checkpoint' in resumed['output']
+    assert H.max_abs_diff(H.load_weights(str(crashed / 'epoch_3.pth')),
+                          H.load_weights(str(tmp_path / 'reference' / 'epoch_3.pth'))) == 0.

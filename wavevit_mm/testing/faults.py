@@ -6,7 +6,7 @@ The server (``python -m wavevit_mm.testing.faults``) imports everything once, th
 on stdin, ``{"tool": "train.py", "argv": [...], "env": {...}, "log": PATH}``, forks a child that runs that tool's
 ``main(argv)`` (``tools/train.py`` or ``tools/test.py``) with the environment updated (a ``null`` value removes a
 variable) and its output in ``log``, waits for it and answers one JSON line, ``{"exitcode": N, "seconds": S}``
-(``N`` negative: killed by signal ``-N``). :class:`ForkServer` is the client. The children are real, separate
+(``N`` negative: killed by signal ``-N``); ``"nproc": N`` forks the N ranks of one distributed run. :class:`ForkServer` is the client. The children are real, separate
 processes: a SIGKILL ends one exactly as it ends a launched run, and an environment variable set for one (e.g.
 ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``) is read by torch when it loads, as in a launched run.
 """
@@ -111,9 +111,20 @@ class ForkServer:
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log)
 
     def run(self, argv: Sequence[str], log: str, env: Optional[Dict[str, Optional[str]]] = None,
-            tool: str = 'train.py') -> Dict:
-        """Run ``tools/<tool> argv`` in a forked child; returns ``{"exitcode", "seconds", "output"}``."""
-        self.proc.stdin.write(json.dumps(dict(tool=tool, argv=list(argv), env=env or {}, log=log)) + '\n')
+            tool: str = 'train.py', nproc: int = 1) -> Dict:
+        """Run ``tools/<tool> argv`` in a forked child; returns ``{"exitcode", "exitcodes", "seconds", "output"}``.
+
+        ``nproc > 1``: that many children, ranks of one group as torchrun starts them (``RANK``, ``WORLD_SIZE``,
+        ``MASTER_ADDR`` / ``MASTER_PORT`` set; pass ``--launcher pytorch``); the output is rank 0's, the others'
+        logs are ``log.rank<r>``.
+        """
+        request = dict(tool=tool, argv=list(argv), env=env or {}, log=log, nproc=nproc)
+        if nproc > 1:
+            import socket
+            with socket.socket() as sock:
+                sock.bind(('127.0.0.1', 0))
+                request['port'] = sock.getsockname()[1]
+        self.proc.stdin.write(json.dumps(request) + '\n')
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
@@ -136,9 +147,35 @@ class ForkServer:
         self.close()
 
 
+def _run_child(main, tool: str, argv: List[str], env: Dict[str, Optional[str]], log: str) -> None:
+    """In a forked child: one tool run with ``env`` applied and its output in ``log``; never returns."""
+    import traceback
+    code = 1
+    try:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        sys.stdout.reconfigure(line_buffering=True)  # nothing is lost to a SIGKILL
+        for name, value in env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        sys.argv = [tool, *argv]
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def _serve() -> None:
     import runpy
-    import traceback
 
     from mmpretrain.utils import register_all_modules
 
@@ -154,34 +191,26 @@ def _serve() -> None:
     for line in sys.stdin:
         request = json.loads(line)
         t0 = time.time()
-        pid = os.fork()
-        if pid == 0:  # the child: one tools/train.py run
-            code = 1
-            try:
-                fd = os.open(request['log'], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                os.dup2(fd, 1)
-                os.dup2(fd, 2)
-                sys.stdout.reconfigure(line_buffering=True)  # nothing is lost to a SIGKILL
-                for name, value in request['env'].items():
-                    if value is None:
-                        os.environ.pop(name, None)
-                    else:
-                        os.environ[name] = value
-                sys.argv = [osp.join(TOOLS_DIR, request['tool']), *request['argv']]
-                mains[request['tool']](request['argv'])
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        protocol.write(json.dumps(dict(exitcode=os.waitstatus_to_exitcode(status),
-                                       seconds=round(time.time() - t0, 3))) + '\n')
+        pids = []
+        for rank, (env, log) in enumerate(_per_process(request)):
+            pid = os.fork()
+            if pid == 0:
+                _run_child(mains[request['tool']], osp.join(TOOLS_DIR, request['tool']), request['argv'], env, log)
+            pids.append(pid)
+        codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids]
+        protocol.write(json.dumps(dict(exitcode=codes[0], exitcodes=codes, seconds=round(time.time() - t0, 3)))
+                       + '\n')
         protocol.flush()
+
+
+def _per_process(request: Dict) -> List:
+    """(environment, log) of each process of a request: one, or ``nproc`` ranks of a torchrun-like group."""
+    nproc = request.get('nproc', 1)
+    if nproc == 1:
+        return [(request['env'], request['log'])]
+    return [(dict(request['env'], RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE=str(nproc), LOCAL_WORLD_SIZE=str(nproc),
+                  MASTER_ADDR='127.0.0.1', MASTER_PORT=str(request['port'])),
+             request['log'] if r == 0 else f"{request['log']}.rank{r}") for r in range(nproc)]
 
 
 def checkpoint_files(work_dir: str) -> List[str]:
