@@ -5,6 +5,10 @@ It keeps the official checkpoint layout to the letter: same module names, and th
 computed the way the paper describes it, as strided depthwise convolutions with the four 2x2 Haar filters
 (cast to the input's dtype, so fp32 works), and attention as an explicit softmax of ``q k^T * scale``.
 Nothing here is shared with wavevit_mm: a fidelity test compares two independent codings of the spec.
+
+It also serves ``benchmarks/bench_backbone.py`` as the plain formulation of the model (``reference-s``):
+for that it has the spec's stochastic depth (``drop_path_rate``, linear over all blocks, one Bernoulli draw
+per sample in training) and :meth:`ReferenceWaveViT.dense`, the four maps of the dense backbone.
 """
 import torch
 import torch.nn.functional as F
@@ -108,16 +112,25 @@ class Mlp(nn.Module):
         return self.fc2(F.gelu(x))
 
 
+def drop_path(x, p, training):
+    """Stochastic depth: in training, zero a sample's branch with probability p and scale the rest by 1/(1-p)."""
+    if not training or p == 0:
+        return x
+    keep = torch.rand(x.shape[0], *([1] * (x.dim() - 1)), dtype=x.dtype, device=x.device) >= p
+    return x * keep / (1 - p)
+
+
 class Block(nn.Module):
-    def __init__(self, dim, heads, mlp_ratio, sr, wave):
+    def __init__(self, dim, heads, mlp_ratio, sr, wave, drop_path=0.):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim, eps=1e-6), nn.LayerNorm(dim, eps=1e-6)
         self.attn = WaveAttention(dim, heads, sr) if wave else Attention(dim, heads)
         self.mlp = Mlp(dim, dim * mlp_ratio)
+        self.drop_path = drop_path
 
     def forward(self, x, H, W):
-        x = x + self.attn(self.norm1(x), H, W)
-        return x + self.mlp(self.norm2(x), H, W)
+        x = x + drop_path(self.attn(self.norm1(x), H, W), self.drop_path, self.training)
+        return x + drop_path(self.mlp(self.norm2(x), H, W), self.drop_path, self.training)
 
 
 class Embed(nn.Module):
@@ -175,15 +188,17 @@ class ClassBlock(nn.Module):
 class ReferenceWaveViT(nn.Module):
     """Official-layout Wave-ViT classifier. ``arch`` is 's'/'b'/'l' or a dict like the entries of ARCHS."""
 
-    def __init__(self, arch='s', num_classes=1000, token_label=True):
+    def __init__(self, arch='s', num_classes=1000, token_label=True, drop_path_rate=0.):
         super().__init__()
         a = ARCHS[arch] if isinstance(arch, str) else arch
         dims = a['dims']
+        rates = iter(torch.linspace(0, drop_path_rate, sum(a['depths'])).tolist())
         for i in range(4):
             embed = Embed(3, dims[0], a['stem']) if i == 0 else Embed(dims[i - 1], dims[i])
             setattr(self, f'patch_embed{i + 1}', embed)
             setattr(self, f'block{i + 1}', nn.ModuleList(
-                Block(dims[i], a['heads'][i], MLP_RATIOS[i], SR_RATIOS[i], i < 2) for _ in range(a['depths'][i])))
+                Block(dims[i], a['heads'][i], MLP_RATIOS[i], SR_RATIOS[i], i < 2, next(rates))
+                for _ in range(a['depths'][i])))
             setattr(self, f'norm{i + 1}', nn.LayerNorm(dims[i], eps=1e-6))
         self.post_network = nn.ModuleList([ClassBlock(dims[3], a['heads'][3])])
         self.head = nn.Linear(dims[3], num_classes)
@@ -202,6 +217,10 @@ class ReferenceWaveViT(nn.Module):
             x = x.transpose(1, 2).reshape(x.shape[0], -1, H, W)
             outs.append(x)
         return outs, last
+
+    def dense(self, x):
+        """The dense backbone's output: the four stage maps, each after its norm (norm4 included)."""
+        return tuple(self.stages(x)[0])
 
     def forward(self, x):
         _, tokens = self.stages(x)
