@@ -1,5 +1,5 @@
 # The Wave-ViT backbones of the detection and segmentation configs, once per variant, with the ImageNet-1k
-# checkpoints that initialise them, and SafeCheckpointHook. Every config under configs/detection and
+# checkpoints that initialise them, and the checkpoint hooks. Every config under configs/detection and
 # configs/segmentation inherits this file and takes its backbone with
 #     model = dict(backbone=dict(_delete_=True, **_base_.wavevit_s_backbone))   (replacing the base's ResNet)
 # or, inheriting a Wave-ViT-S config, model = dict(backbone=_base_.wavevit_b_backbone).
@@ -27,6 +27,9 @@ wavevit_s_backbone = dict(
 wavevit_b_backbone = dict(
     wavevit_s_backbone, arch='b', init_cfg=dict(type='Pretrained', checkpoint=wavevit_b_in1k, prefix='backbone.'))
 
-# every checkpoint the runs write loads with torch.load(weights_only=True), also through the libraries' own
-# tools (mim train/test mmdet / mmseg)
-custom_hooks = [dict(type='SafeCheckpointHook')]
+# Checkpoints and resume, also through the libraries' own tools (mim train/test mmdet / mmseg), see
+# docs/checkpoints.md: every checkpoint the runs write loads with torch.load(weights_only=True)
+# (SafeCheckpointHook), resume restores every random state (RandomStateHook), and a checkpoint that does not
+# fit the model is refused by name (CheckpointFitHook). The configs also set
+# default_hooks.checkpoint.type='AtomicCheckpointHook' (kill-safe saving), which a base cannot set for them.
+custom_hooks = [dict(type='SafeCheckpointHook'), dict(type='RandomStateHook'), dict(type='CheckpointFitHook')]

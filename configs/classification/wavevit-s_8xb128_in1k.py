@@ -43,6 +43,9 @@ param_scheduler = [
 ]
 train_cfg = dict(by_epoch=True, max_epochs=310, val_interval=1)
 auto_scale_lr = dict(base_batch_size=1024)
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3, save_best='auto'))
-# checkpoints that torch.load(weights_only=True) reads, also when trained through `mim train mmpretrain`
-custom_hooks = [dict(type='SafeCheckpointHook')]
+# Checkpoints and resume, also through `mim train mmpretrain` (docs/checkpoints.md): kill-safe saving
+# (AtomicCheckpointHook), checkpoints that torch.load(weights_only=True) reads (SafeCheckpointHook), every random
+# state restored on resume (RandomStateHook), a checkpoint that does not fit the model refused by name
+# (CheckpointFitHook)
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3, save_best='auto'))
+custom_hooks = [dict(type='SafeCheckpointHook'), dict(type='RandomStateHook'), dict(type='CheckpointFitHook')]

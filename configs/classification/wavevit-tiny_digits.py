@@ -60,5 +60,5 @@ train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=3)
 auto_scale_lr = dict(base_batch_size=32)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1, save_best=None),
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=1, save_best=None),
 )

@@ -36,3 +36,10 @@ optim_wrapper = dict(
 
 # the learning rate above is for 16 images per iteration (8 GPUs x 2); --auto-scale-lr rescales it
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+
+# kill-safe checkpoint saving (docs/checkpoints.md), and a COCO dataset that checks its annotation file and names
+# what it cannot use (wavevit_mm/datasets/coco.py)
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
+train_dataloader = dict(dataset=dict(type='CheckedCocoDataset'))
+val_dataloader = dict(dataset=dict(type='CheckedCocoDataset'))
+test_dataloader = val_dataloader

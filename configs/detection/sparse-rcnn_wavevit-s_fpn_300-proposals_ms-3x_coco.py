@@ -20,7 +20,7 @@ model = dict(
     backbone=dict(_delete_=True, **_base_.wavevit_s_backbone),
     neck=dict(in_channels=[64, 128, 320, 448], start_level=0, add_extra_convs='on_input', num_outs=4))
 
-train_dataloader = dict(batch_size=1)  # x 8 GPUs, as the official run
+train_dataloader = dict(batch_size=1, dataset=dict(type='CheckedCocoDataset'))  # x 8 GPUs, as the official run
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
     dict(type='MultiStepLR', begin=0, end=36, by_epoch=True, milestones=[27, 33], gamma=0.1),
@@ -34,3 +34,9 @@ optim_wrapper = dict(
 
 # the learning rate above is for 8 images per iteration (8 GPUs x 1); --auto-scale-lr rescales it
 auto_scale_lr = dict(enable=False, base_batch_size=8)
+
+# kill-safe checkpoint saving (docs/checkpoints.md), and a COCO dataset that checks its annotation file and names
+# what it cannot use (wavevit_mm/datasets/coco.py)
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
+val_dataloader = dict(dataset=dict(type='CheckedCocoDataset'))
+test_dataloader = val_dataloader

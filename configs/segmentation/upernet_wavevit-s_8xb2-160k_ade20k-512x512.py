@@ -31,12 +31,14 @@ model = dict(
                         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
     test_cfg=dict(mode='whole'))
 
-# data: mmseg's ADE20K pipelines, plus a label check right after LoadAnnotations that names a label file
-# holding class indices outside [0, 150) (other than 255) instead of failing later inside the loss
+# data: mmseg's ADE20K pipelines with label maps read by LoadSegAnnotations (mmseg's LoadAnnotations reading
+# them at their real bit depth and checking their size against the image, naming the file) and a label check
+# right after it that names a label file holding class indices outside [0, 150) (other than 255) instead of
+# failing later inside the loss
 label_check = dict(type='CheckSegLabels', num_classes=num_classes, ignore_index=255)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='LoadSegAnnotations', reduce_zero_label=True),
     label_check,
     dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
@@ -47,7 +49,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='LoadSegAnnotations', reduce_zero_label=True),
     label_check,
     dict(type='PackSegInputs'),
 ]
@@ -62,7 +64,7 @@ tta_pipeline = [
             [dict(type='Resize', scale=(int(2048 * r), int(512 * r)), keep_ratio=True) for r in img_ratios],
             [dict(type='RandomFlip', prob=0., direction='horizontal'),
              dict(type='RandomFlip', prob=1., direction='horizontal')],
-            [dict(type='LoadAnnotations')],
+            [dict(type='LoadSegAnnotations')],
             [label_check],
             [dict(type='PackSegInputs')],
         ]),
@@ -71,6 +73,9 @@ tta_model = dict(type='SegTTAModel')
 train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(batch_size=1, dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
+
+# kill-safe checkpoint saving (docs/checkpoints.md; the other checkpoint hooks come with the _base_ file)
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
 
 # optimizer: AdamW, fp16 through AmpOptimWrapper (mmengine builds it only with a GPU; for a CPU run see
 # docs/segmentation.md)

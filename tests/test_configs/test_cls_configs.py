@@ -8,6 +8,7 @@ import torch
 from wavevit_mm.utils.paths import PROJECT_ROOT as REPO_ROOT
 
 import wavevit_mm  # noqa: F401
+from wavevit_mm.testing import assert_checkpoint_hooks
 
 CFG_DIR = osp.join(REPO_ROOT, 'configs', 'classification')
 IN1K = {  # config -> (arch, last-stage channels, heads, drop path, token labeling, input size, grad clip)
@@ -62,7 +63,7 @@ def test_config_builds_and_tensor_mode_is_the_head(name):
     arch, channels, heads, dpr, token_label, size, clip = IN1K[name]
     cfg = load(name)
     assert cfg.custom_imports == dict(imports=['wavevit_mm'], allow_failed_imports=False)
-    assert cfg.custom_hooks == [dict(type='SafeCheckpointHook')]
+    assert_checkpoint_hooks(cfg)
     bb, head = cfg.model.backbone, cfg.model.head
     assert (bb.type, bb.arch, tuple(bb.out_indices), bb.final_norm, bb.drop_path_rate) == \
         ('WaveViT', arch, (3, ), False, dpr)

@@ -18,6 +18,7 @@ from wavevit_mm.testing.det_data import (DET_CONFIG_DIR, box_sizes_ok, det_confi
                           synthetic_batch)
 
 import wavevit_mm  # noqa: F401  (registers WaveViT)
+from wavevit_mm.testing import assert_checkpoint_hooks
 from wavevit_mm.models.backbones.wavevit import WaveViT
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread', 'mmdet_scope')
@@ -91,7 +92,7 @@ def test_recipe(name):
     assert bb.init_cfg == dict(type='Pretrained', checkpoint=cfg[f'wavevit_{variant}_in1k'], prefix='backbone.')
     assert cfg[f'wavevit_{variant}_in1k'] == f'checkpoints/wavevit-{variant}_in1k.pth'
     assert bb == cfg[f'wavevit_{variant}_backbone']
-    assert dict(type='SafeCheckpointHook') in cfg.custom_hooks
+    assert_checkpoint_hooks(cfg)
     neck = m.neck
     assert (neck.type, list(neck.in_channels), neck.out_channels) == ('FPN', DIMS[variant], 256)
     if model_type in ('RetinaNet', 'ATSS', 'GFL'):

@@ -7,6 +7,7 @@ import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
+from wavevit_mm.testing import assert_checkpoint_hooks
 from wavevit_mm.testing.metafiles import published
 from wavevit_mm.testing.seg_data import SEG_CONFIGS, cpu_optim_wrapper, seg_batch, shrink_pipelines
 
@@ -21,7 +22,7 @@ def variant_cfg(request):
 
 def _pipeline_after_load(pipeline):
     types = [t['type'] for t in pipeline]
-    return types[types.index('LoadAnnotations') + 1]
+    return types[types.index('LoadSegAnnotations') + 1]
 
 
 def test_official_recipe(variant_cfg):
@@ -77,9 +78,9 @@ def test_official_recipe(variant_cfg):
                  cfg.test_pipeline, cfg.train_pipeline):
         assert _pipeline_after_load(pipe) == 'CheckSegLabels'
     tta_types = [steps[0]['type'] for steps in tta.transforms]
-    assert tta_types[tta_types.index('LoadAnnotations') + 1] == 'CheckSegLabels'
+    assert tta_types[tta_types.index('LoadSegAnnotations') + 1] == 'CheckSegLabels'
     assert cfg.label_check == dict(type='CheckSegLabels', num_classes=150, ignore_index=255)
-    assert dict(type='SafeCheckpointHook') in cfg.custom_hooks
+    assert_checkpoint_hooks(cfg)
 
 
 def test_build_loss_step_and_predict(variant_cfg, mmseg_scope):

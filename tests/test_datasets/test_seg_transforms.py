@@ -147,6 +147,16 @@ def test_valid_labels_load_as_mmseg_loads_them(tmp_path):
         assert _check(num_classes=150)(ours) is ours
 
 
+def test_image_without_label_passes_through(tmp_path):
+    """An image to predict on (no seg_map_path): mmseg's Inferencer keeps this step in the pipeline (it drops only
+    the one named LoadAnnotations), so it must leave the results alone, as must the label check after it."""
+    results = _pair(tmp_path, np.zeros((20, 30), np.uint8))
+    del results['seg_map_path']
+    load_checked, _ = _loaders()
+    out = _check(num_classes=150)(load_checked(dict(results)))
+    assert 'gt_seg_map' not in out and out['img'].shape == (20, 30, 3)
+
+
 def test_label_map_checks(tmp_path):
     """Float maps, and a loader whose reduce_zero_label disagrees with the dataset's."""
     from wavevit_mm.datasets.seg_transforms import LoadSegAnnotations, check_label_map_shape

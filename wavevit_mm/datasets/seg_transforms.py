@@ -55,10 +55,15 @@ class LoadSegAnnotations(LoadAnnotations):
 
     A map whose values fit in 8 bits is stored as uint8, as mmseg's; a 16-bit one with larger values keeps them
     (int64), so that :class:`CheckSegLabels` or the model sees the class the file holds, not a wrapped one.
-    ``reduce_zero_label`` and the dataset's ``label_map`` are applied as by mmseg.
+    ``reduce_zero_label`` and the dataset's ``label_map`` are applied as by mmseg. Without a ``seg_map_path``
+    (an image to predict on) it does nothing.
     """
 
     def _load_seg_map(self, results: dict) -> None:
+        if results.get('seg_map_path') is None:
+            # inference on an image alone (mmseg's Inferencer and inference_model drop the step named
+            # LoadAnnotations from the test pipeline, not this one): nothing to load
+            return
         img_bytes = fileio.get(results['seg_map_path'], backend_args=self.backend_args)
         gt = mmcv.imfrombytes(img_bytes, flag='unchanged', backend=self.imdecode_backend).squeeze()
         check_label_map_shape(gt, results)

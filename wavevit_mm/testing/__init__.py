@@ -61,3 +61,11 @@ def build_classifier(arch, aux_head: bool, num_classes: int = 1000, in_channels:
 
 
 __all__ = ['ReferenceWaveViT', 'TINY_ARCH', 'TINY_REF', 'build_classifier', 'randomize_norm_stats']
+
+
+def assert_checkpoint_hooks(cfg) -> None:
+    """A shipped config saves kill-safely and lists every checkpoint hook (docs/checkpoints.md), so that also
+    the libraries' own tools (``mim train mmdet``, ...) write safe checkpoints and resume exactly."""
+    from wavevit_mm.engine.resume import CHECKPOINT_HOOK, SAFETY_HOOKS
+    assert cfg.default_hooks.checkpoint.type == CHECKPOINT_HOOK, cfg.default_hooks.checkpoint
+    assert [h['type'] for h in cfg.custom_hooks] == list(SAFETY_HOOKS), cfg.custom_hooks
