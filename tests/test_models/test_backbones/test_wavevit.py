@@ -287,3 +287,19 @@ def test_norm_cfg_syncbn_and_revert():
     reverted = revert_sync_batchnorm(model).eval()  # what a CPU run without a process group does
     assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in reverted.modules())
     assert reverted(torch.randn(1, 3, 64, 64))[0].shape == (1, 16, 16, 16)
+
+
+@pytest.mark.parametrize('batch', [1, 2])
+def test_convolutions_run_channels_last(batch):
+    """Token maps are channels-last views for every batch size, so convolutions keep that layout (no copies to
+    and from NCHW); a batch of one used to get an odd batch stride, which made every convolution copy."""
+    model = WaveViT(TINY_ARCH).eval()
+    layouts = []
+    for conv in (model.block1[0].mlp.dwconv.dwconv, model.block1[0].attn.reduce[0], model.patch_embed2.proj):
+        conv.register_forward_hook(lambda m, i, o: layouts.append(
+            (i[0].stride(1) == 1, o.stride(1) == 1)))  # channels are the innermost dimension
+    with torch.no_grad():
+        outs = model(torch.randn(batch, 3, 64, 64))
+    assert layouts and all(a and b for a, b in layouts), layouts
+    # the output maps too: the necks' convolutions (FPN, UPerHead) run channels-last on them
+    assert all(torch.nn.functional.conv2d(o, torch.randn(4, o.shape[1], 1, 1)).stride(1) == 1 for o in outs)

@@ -67,8 +67,13 @@ def _layer_norm(dim: int, eps: float) -> nn.LayerNorm:
 
 
 def _tokens_to_map(x: Tensor, hw: HW) -> Tensor:
-    """``B x N x C`` tokens -> ``B x C x H x W`` map."""
-    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], hw[0], hw[1])
+    """``B x N x C`` tokens -> ``B x C x H x W`` map: a channels-last view of contiguous tokens.
+
+    Written as ``reshape(B, H, W, C).permute``, so that the strides are channels-last ones for every batch size:
+    ``transpose(1, 2).reshape(B, C, H, W)`` gives a batch of one an odd batch stride, which makes PyTorch treat
+    the map as NCHW, so every convolution on it copies its input and output to and from that layout.
+    """
+    return x.reshape(x.shape[0], hw[0], hw[1], x.shape[2]).permute(0, 3, 1, 2)
 
 
 class Stem(nn.Module):
