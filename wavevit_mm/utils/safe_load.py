@@ -146,8 +146,9 @@ def _unsafe_message(name: str, unsafe: List[str]) -> str:
                 f'rewrite it once into the safe format: python {REWRITE_TOOL} {name} SAFE.pth --trust-source '
                 '(then use SAFE.pth); tools/train.py writes safe checkpoints itself.')
     return (f'refusing to load {name}: it cannot be read with weights_only=True, because unpickling it needs '
-            f'globals that can run code ({shown}). It is not loaded. Only if you trust where the file comes from: '
-            f'python {REWRITE_TOOL} {name} SAFE.pth --trust-source rewrites it into the safe format.')
+            f'globals that can run code ({shown}). It is not loaded. Checkpoints of weights need none of these, '
+            'and neither do the files of tools/train.py or of mmengine\'s Runner: treat the file as untrusted, and '
+            'get the checkpoint from its original source.')
 
 
 def _first_line(exc: BaseException) -> str:
