@@ -10,7 +10,9 @@ Checkpoints are read with ``torch.load(weights_only=True)``: those written by to
 """
 import argparse
 import os.path as osp
-from wavevit_mm.engine.launch import add_common_args, adapt_to_device, build_runner, load_config, set_tta, stalled_rank_report  # noqa
+
+from wavevit_mm.engine.launch import (add_common_args, adapt_to_device, build_runner, load_config, run_cli, set_tta,
+                                      stalled_rank_report)
 
 
 def parse_args(argv=None):
@@ -56,8 +58,9 @@ def main(argv=None):
         set_tta(cfg)
     if args.show_dir:
         set_show_dir(cfg, args.show_dir)
-    # mmengine would only warn on a mismatch and then test random weights
-    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(type='CheckpointFitHook', exact=True)]
+    # mmengine would only warn on a mismatch and then test random weights: the checkpoint must fit exactly
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks') or [] if h.get('type') != 'CheckpointFitHook'] + \
+        [dict(type='CheckpointFitHook', exact=True)]
     runner = build_runner(adapt_to_device(cfg))
     if args.out is not None:
         from mmengine.evaluator import DumpResults
@@ -67,4 +70,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

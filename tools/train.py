@@ -13,9 +13,11 @@ continues bit for bit), and one run at a time may use a work dir: see docs/check
 Multi-process: ``tools/dist_train.sh`` (torchrun) and ``tools/slurm_train.sh`` (srun); they work on CPU too.
 """
 import argparse
-from wavevit_mm.engine.launch import add_common_args, adapt_to_device, build_runner, load_config, set_amp, stalled_rank_report  # noqa
-from wavevit_mm.engine.resume import set_resume, use_safe_checkpointing  # noqa: E402
-from wavevit_mm.engine.run_lock import OVERRIDE_FLAG, lock_work_dir  # noqa: E402
+
+from wavevit_mm.engine.launch import (add_common_args, adapt_to_device, build_runner, load_config, run_cli, set_amp,
+                                      stalled_rank_report)
+from wavevit_mm.engine.resume import set_resume, use_safe_checkpointing
+from wavevit_mm.engine.run_lock import OVERRIDE_FLAG, lock_work_dir
 
 
 def parse_args(argv=None):
@@ -55,4 +57,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

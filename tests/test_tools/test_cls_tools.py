@@ -122,6 +122,19 @@ def test_train_py_missing_dataset_names_the_path(tmp_path):
         train_tool.main([S_CFG, '--work-dir', str(tmp_path / 'work'), '--cfg-options', *small_options(missing)])
 
 
+def test_user_errors_end_with_the_message_not_a_traceback(tmp_path):
+    """From the command line, a user error prints its message (which names the file and the fix) and exits 1."""
+    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    env.pop('WAVEVIT_TRACEBACK', None)
+    missing = str(tmp_path / 'no_such.pth')
+    proc = subprocess.run([sys.executable, osp.join(REPO_ROOT, 'tools', 'test.py'), S_CFG, missing], cwd=str(tmp_path),
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and proc.stderr.strip() == f'error: checkpoint file not found: {missing}', proc.stderr
+    proc = subprocess.run([sys.executable, osp.join(REPO_ROOT, 'tools', 'test.py'), S_CFG, missing], cwd=str(tmp_path),
+                          env=dict(env, WAVEVIT_TRACEBACK='1'), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and 'Traceback' in proc.stderr and 'FileNotFoundError' in proc.stderr
+
+
 def test_tokenlabel_config_trains_through_train_py(trained, tmp_path):
     """The S token-labeling config, label maps and all, through tools/train.py (in process, 2 iterations)."""
     label_root = tmp_path / 'labels'

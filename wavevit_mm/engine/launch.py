@@ -12,7 +12,8 @@ makes the run work on a machine without a GPU as well as with one:
 import argparse
 import os
 import os.path as osp
-from typing import Any, Optional
+import sys
+from typing import Any, Callable, Optional
 
 import torch
 from mmengine.config import Config, ConfigDict, DictAction
@@ -129,3 +130,21 @@ def set_tta(cfg: Config) -> None:
         raise KeyError(f'--tta needs {missing} in the config (see the segmentation configs for an example)')
     cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+
+
+def run_cli(main: Callable[[], Any]) -> None:
+    """Run a tool's ``main()``; a user error (a missing file, a checkpoint that cannot be used, a work dir in use)
+    ends with its message on stderr and exit status 1 instead of a traceback through the Runner's internals.
+
+    Such errors already name the file, what is wrong and the fix. ``WAVEVIT_TRACEBACK=1`` shows the traceback.
+    """
+    from ..utils.safe_load import CheckpointError
+    from .checkpoint_check import CheckpointMismatchError
+    from .run_lock import WorkDirLockedError
+    try:
+        main()
+    except (FileNotFoundError, CheckpointError, CheckpointMismatchError, WorkDirLockedError) as exc:
+        if os.environ.get('WAVEVIT_TRACEBACK'):
+            raise
+        print(f'error: {exc}', file=sys.stderr)
+        sys.exit(1)
