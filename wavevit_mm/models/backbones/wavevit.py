@@ -98,7 +98,9 @@ class Stem(nn.Module):
         self.norm = nn.LayerNorm(out_channels)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, HW]:
-        x = self.proj(self.conv(x))
+        # channels-last from the start: the convolutions at 1/2 resolution run faster so (oneDNN's NHWC kernels),
+        # and the tokens after ``proj`` are a view of its output
+        x = self.proj(self.conv(x.contiguous(memory_format=torch.channels_last)))
         hw = (x.shape[2], x.shape[3])
         return self.norm(x.flatten(2).transpose(1, 2)), hw
 
