@@ -60,7 +60,7 @@ import time
 from contextlib import nullcontext
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # no profiler start/stop lines in the progress output
+os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # no profiler start / stop lines among the progress lines
 import torch
 from torch import Tensor, nn
 
