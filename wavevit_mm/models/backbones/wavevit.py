@@ -256,20 +256,24 @@ class WaveViT(BaseModule):
     attention of stages 1 and 2 downsamples keys and values with a Haar wavelet transform and adds the
     inverse transform as a local branch; stages 3 and 4 use plain global attention. No positional embedding.
 
-    Any input of at least 32 x 32 pixels works (the official code needs multiples of 16); the output of
-    stage ``i`` (1-4) has ``ceil(H / 2**(i+1)) x ceil(W / 2**(i+1))`` positions.
+    Any input of at least 32 x 32 pixels works (the official code needs multiples of 16; a custom arch with
+    larger ``sr_ratios`` needs :attr:`min_input_size`); the output of stage ``i`` (1-4) has
+    ``ceil(H / 2**(i+1)) x ceil(W / 2**(i+1))`` positions, as channels-last maps. Stages after the last of
+    ``out_indices`` are not run. A batch of 0 images gives empty maps in eval mode.
 
     Args:
         arch (str | dict): ``'s'``/``'small'``, ``'b'``/``'base'``, ``'l'``/``'large'``, or a dict with the
             keys ``stem_channels``, ``embed_dims``, ``num_heads``, ``depths``, ``mlp_ratios`` and
-            ``sr_ratios`` (the last five are sequences of one value per stage). Defaults to ``'s'``.
+            ``sr_ratios`` (the last five are sequences of one value per stage; ``depths`` ints >= 0, the
+            other counts ints >= 1, ``mlp_ratios`` positive numbers). Defaults to ``'s'``.
         in_channels (int): Input channels. Defaults to 3.
         out_indices (Sequence[int] | int): Stages (0-3, negative counts from the end) whose maps are returned.
             Defaults to ``(0, 1, 2, 3)``.
         final_norm (bool): Pass the last stage's output through ``norm4`` (the dense-prediction layout). The
             classifier sets ``False``: its head applies that norm after the class-attention block.
             Defaults to True.
-        drop_path_rate (float): Stochastic depth, growing linearly from 0 over all blocks. Defaults to 0.
+        drop_path_rate (float): Stochastic depth in [0, 1), growing linearly from 0 over all blocks.
+            Defaults to 0.
         frozen_stages (int): ``-1`` freezes nothing, ``0`` the stem, ``k`` the stem and stages 1..k (their
             downsampling, blocks and norm). Frozen parts stay in eval mode. Defaults to -1.
         norm_eval (bool): Keep the BatchNorm layers in eval mode while training. Defaults to False.
