@@ -25,16 +25,16 @@ outputs agree (eval mode, float32; it stops above 1e-4).
 
 Modes: ``fp32`` / ``bf16`` / ``fp16`` inference (``eval()``, ``torch.inference_mode()``, autocast for the last
 two); ``train``: one training step (train mode, forward, loss = the sum of the means of all outputs, backward,
-AdamW step; ``--train-dtype`` picks float32 or autocast), ``train_cp``: the same with ``with_cp=True`` (models
-that have it).
+AdamW step; float32 here, fp16 autocast with a gradient scaler when ``gpu_check.py`` runs it), ``train_cp``: the
+same with ``with_cp=True`` (models that have it).
 
 Method: threads fixed (``--threads``, default all cores); per mode, every round runs every model once, the
 order rotated each round, so that load from other processes hits all models alike; ``--warmup`` rounds are
 dropped and the median of ``--repeats`` rounds is the result (throughput = batch / median step time; raw times
 in the JSON). The report records the CPU model and its vector extensions, threads, the load average before and
 after, the allocator settings, and the fp32 / bf16 matmul speed of the machine (``torch.mm`` 2048^3), from
-which the fp32 speed that the model's multiply-adds (counted by ``torch.utils.flop_counter``) would allow at
-that matmul speed follows. Peak memory: one more step per model and mode, measured with
+which the fp32 speed that the model's multiply-adds (counted by ``torch.utils.flop_counter`` on the ``meta``
+device, attention included) would allow at that matmul speed follows. Peak memory: one more step per model and mode, measured with
 :func:`wavevit_mm.utils.profiling.peak_memory_bytes` (tensor memory above what was live before the step).
 ``--profile`` adds the top operators of one step per model and mode (``torch.profiler``, self CPU time).
 
@@ -161,8 +161,7 @@ def build_peer(name: str, drop_path: float = DROP_PATH) -> nn.Module:
         from mmdet.models.backbones import PyramidVisionTransformerV2
         model = PyramidVisionTransformerV2(embed_dims=64, num_layers=[3, 4, 6, 3], drop_path_rate=drop_path)
     else:
-        raise ValueError(f'unknown model {name!r}: Wave-ViT models are official-X, wavevit-X, reference-X with '
-                         f'X in s, b, l (add -dense for the backbone layout); peers are {PEERS}')
+        raise ValueError(f'unknown peer model {name!r}; peers are {", ".join(PEERS)}')
     model.init_weights()
     return model
 
@@ -170,7 +169,8 @@ def build_peer(name: str, drop_path: float = DROP_PATH) -> nn.Module:
 def check_model_names(names: Sequence[str], official_src: Optional[str]) -> None:
     for name in names:
         if not (WAVEVIT_RE.match(name) or name in PEERS):
-            build_peer(name)  # raises the error that lists the valid names
+            raise SystemExit(f'unknown model {name!r}: Wave-ViT models are official-X, wavevit-X, reference-X with '
+                             f'X in s, b, l (add -dense for the backbone layout); peers are {", ".join(PEERS)}')
         if name.startswith('official-') and not official_src:
             raise SystemExit(f'model {name} needs --official-src (a checkout of github.com/YehLi/ImageNetModel); '
                              'leave it out with --models')
@@ -431,9 +431,13 @@ def official_name(results: Dict[str, dict]) -> Optional[str]:
 
 
 def evaluate_targets(report: dict) -> List[dict]:
-    """The issue's targets that this run measured, each with its ratio and whether it is met."""
+    """The issue's targets that this run measured, each with its ratio and whether it is met (only at the
+    issue's batch and input size, on the CPU)."""
     setting, results = report['setting'], report['results']
     out = []
+    if (report['device'] != 'cpu' or report['batch'] != SETTINGS[setting]['batch']
+            or tuple(report['size']) != SETTINGS[setting]['size']):
+        return out
 
     def ips(model: str, mode: str) -> Optional[float]:
         return results.get(model, {}).get(mode, {}).get('images_per_s')
