@@ -192,8 +192,9 @@ def test_pipelines_on_photos(name, coco_root):
 
 @pytest.mark.parametrize('name', sorted(CONFIGS))
 def test_loss_and_predict(name):
-    """The model of each config, built as configured (real S/B backbone), runs one training step (loss and
-    backward) and one prediction on a small synthetic batch (64 x 96 images)."""
+    """The model of each config, built as configured (real S/B backbone), runs one training step (loss under the
+    CPU form of its mixed-precision wrapper, and backward) and one prediction on a small synthetic batch (64 x 96
+    images)."""
     from mmdet.registry import MODELS
     model_type, variant, _ = CONFIGS[name]
     cfg = _load(name)
@@ -208,7 +209,15 @@ def test_loss_and_predict(name):
     model.train()
     data = model.data_preprocessor(batch, True)
     assert tuple(data['inputs'].shape) == (2, 3, 64, 96)
-    losses = model.loss(data['inputs'], data['data_samples'])
+    # the loss under the optimizer wrapper tools/train.py makes of the config's fp16 AmpOptimWrapper on this CPU:
+    # bfloat16 autocast, or float32 for the detectors whose heads train through mmcv's float32-only CPU ops
+    from mmengine.optim import build_optim_wrapper
+    from wavevit_mm.engine.launch import adapt_to_device
+    optim_cfg = adapt_to_device(Config(dict(model=cfg.model, optim_wrapper=cfg.optim_wrapper))).optim_wrapper
+    two_stage = model_type in ('MaskRCNN', 'CascadeRCNN', 'SparseRCNN')
+    assert optim_cfg.type == ('OptimWrapper' if two_stage else 'AutocastOptimWrapper')
+    with build_optim_wrapper(model, optim_cfg).optim_context(model):
+        losses = model.loss(data['inputs'], data['data_samples'])
     total = 0.
     for key, value in losses.items():
         if 'loss' not in key:

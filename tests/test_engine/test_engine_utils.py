@@ -37,6 +37,10 @@ def test_adapt_to_device_on_cpu():
     assert cfg.model_wrapper_cfg.device_ids is None
     assert [h['type'] for h in cfg.custom_hooks] == ['SafeCheckpointHook']
     assert [h['type'] for h in adapt_to_device(cfg).custom_hooks] == ['SafeCheckpointHook']  # not twice
+    # a detector whose RPN / RoI heads train through mmcv's float32-only CPU NMS / RoIAlign stays float32
+    two_stage = Config(dict(model=dict(type='MaskRCNN', rpn_head=dict(), roi_head=dict()),
+                            optim_wrapper=dict(type='AmpOptimWrapper', loss_scale=512., optimizer=dict(type='SGD'))))
+    assert adapt_to_device(two_stage).optim_wrapper == dict(type='OptimWrapper', optimizer=dict(type='SGD'))
 
 
 def test_set_tta():

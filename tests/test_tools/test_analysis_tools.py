@@ -163,7 +163,7 @@ def test_get_flops_other_variants(jobs, arch, size, capsys):
 
 
 def test_get_flops_counts_cpu_kernels_as_meta(jobs):
-    """SDPA's fused CPU kernel and the oneDNN linear count exactly as the meta forward's decomposed ops."""
+    """SDPA's fused CPU kernel and the backbone count exactly as the meta forward's decomposed ops."""
     get_flops = tool('get_flops')
     common = [str(jobs.tiny), '--shape', '64', '--depth', '2']
     cpu = get_flops.run(get_flops.parse_args(common + ['--device', 'cpu']))

@@ -7,7 +7,8 @@ makes the run work on a machine without a GPU as well as with one:
 - without CUDA, ``SyncBN`` layers in the model config become ``BN`` (SyncBN needs CUDA), the
   distributed backend becomes ``gloo`` with a timeout of minutes, the process group is set up before the
   Runner and DDP wraps CPU modules (see :mod:`wavevit_mm.engine.dist`), and
-  ``AmpOptimWrapper`` (fp16, GPU only in mmengine) becomes ``AutocastOptimWrapper`` (bfloat16 autocast).
+  ``AmpOptimWrapper`` (fp16, GPU only in mmengine) becomes ``AutocastOptimWrapper`` (bfloat16 autocast), or
+  float32 for detectors whose RPN / RoI heads run mmcv's NMS / RoIAlign in training (float32-only on CPU).
 """
 import argparse
 import os
@@ -77,11 +78,17 @@ def adapt_to_device(cfg: Config) -> Config:
         print_log(f'no CUDA device: {n} SyncBN layer config(s) use BN instead', logger='current')
     optim_wrapper = cfg.get('optim_wrapper')
     if optim_wrapper is not None and optim_wrapper.get('type') == 'AmpOptimWrapper':
-        optim_wrapper.type = 'AutocastOptimWrapper'
         optim_wrapper.pop('loss_scale', None)
-        optim_wrapper.dtype = 'bfloat16'
-        print_log('no CUDA device: AmpOptimWrapper (fp16) -> AutocastOptimWrapper (bfloat16 autocast on CPU)',
-                  logger='current')
+        if _uses_mmcv_box_ops(cfg.get('model')):
+            optim_wrapper.type = 'OptimWrapper'
+            print_log('no CUDA device: AmpOptimWrapper (fp16) -> OptimWrapper (float32): mmcv\'s CPU NMS and '
+                      'RoIAlign, which the RPN / RoI heads of this detector run in training, have no bfloat16 '
+                      'kernels', logger='current')
+        else:
+            optim_wrapper.type = 'AutocastOptimWrapper'
+            optim_wrapper.dtype = 'bfloat16'
+            print_log('no CUDA device: AmpOptimWrapper (fp16) -> AutocastOptimWrapper (bfloat16 autocast on CPU)',
+                      logger='current')
     env_cfg = cfg.get('env_cfg') or ConfigDict()
     env_cfg.setdefault('dist_cfg', ConfigDict())
     env_cfg.dist_cfg.backend = 'gloo'
@@ -94,6 +101,12 @@ def adapt_to_device(cfg: Config) -> Config:
             # the Runner would add device_ids=[LOCAL_RANK], which DDP refuses for CPU modules
             cfg.model_wrapper_cfg.device_ids = None
     return cfg
+
+
+def _uses_mmcv_box_ops(model_cfg: Optional[dict]) -> bool:
+    """Whether a model trains through mmcv's NMS / RoIAlign (two-stage and query-based detectors: an
+    ``rpn_head`` or a ``roi_head``), whose CPU kernels take float32 only."""
+    return isinstance(model_cfg, dict) and any(k in model_cfg for k in ('rpn_head', 'roi_head'))
 
 
 def _is_ddp_wrapper(wrapper_cfg: dict) -> bool:
