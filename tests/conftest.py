@@ -23,6 +23,20 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _isolated_default_scope():
+    """Every test starts with the registry scope the previous one started with: a Runner, an Inferencer or
+    ``init_default_scope`` run in-process sets mmengine's default scope (mmpretrain / mmdet / mmseg) for good,
+    and a later test building another library's model would then look it up in the wrong registry. mmengine's
+    own ``DefaultScope.overwrite_default_scope`` restores the scope the same way."""
+    import copy
+
+    from mmengine.registry import DefaultScope
+    before = copy.deepcopy(DefaultScope._instance_dict)
+    yield
+    DefaultScope._instance_dict = before
+
+
 def _scope(name: str):
     """``name`` as mmengine's default registry scope during a test, the previous scope back afterwards (test
     modules build models of all three libraries; none may leave its scope behind for the next)."""

@@ -11,6 +11,7 @@ A stopped or hung rank: every collective operation of the CPU group times out af
 seconds (:data:`DEFAULT_TIMEOUT_S` unless the config sets it; gloo's own default is 30 minutes), and
 :func:`stalled_rank_report` turns that timeout into an error naming the ranks that did not answer.
 """
+import atexit
 import datetime
 import os
 import re
@@ -114,6 +115,17 @@ def init_cpu_dist(launcher: str, backend: str = 'gloo', init_backend: str = 'tor
     torch_dist.init_process_group(backend=_cpu_backend(backend), store=torch_dist.PrefixStore('default_pg', store),
                                   rank=rank, world_size=world_size, timeout=timeout, **kwargs)
     _report_store, _timeout = torch_dist.PrefixStore('wavevit_mm/stalled_rank_report', store), timeout
+    atexit.register(_destroy_cpu_dist)
+
+
+def _destroy_cpu_dist() -> None:
+    """Tear the group and its store down before the interpreter finalises (their C++ threads must not outlive
+    the objects that own them: a rank could otherwise abort at exit with "terminate called without an active
+    exception" after a successful run)."""
+    global _report_store
+    _report_store = None
+    if torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
 
 
 def setup_dist(cfg) -> bool:
