@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from wavevit_mm.utils.paths import PROJECT_ROOT as REPO_ROOT
-from wavevit_mm.testing import TINY_ARCH
+from wavevit_mm.testing import TINY_CLS_CONFIG
 from wavevit_mm.testing.metafiles import indexed_models, model_entry, published
 
 PY = sys.executable
@@ -43,17 +43,7 @@ SR = [4, 2, 1, 1]
 #: configs in configs/ that are not published models and so are not in the model index
 NOT_INDEXED = {'configs/classification/wavevit-tiny_digits.py'}
 
-TINY_CONFIG = f"""
-default_scope = 'mmpretrain'
-custom_imports = dict(imports=['wavevit_mm'], allow_failed_imports=False)
-model = dict(
-    type='ImageClassifier',
-    backbone=dict(type='WaveViT', arch={TINY_ARCH!r}, out_indices=(3, ), final_norm=False),
-    head=dict(type='WaveViTClsHead', num_classes=10, in_channels=64, num_heads=4, aux_head=True),
-    data_preprocessor=dict(num_classes=10, mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
-                           to_rgb=True))
-optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3))
-"""
+TINY_CONFIG = TINY_CLS_CONFIG + "optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3))\n"
 
 
 def attention_macs(arch: str, size: int) -> int:

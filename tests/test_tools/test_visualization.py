@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from wavevit_mm.testing import TINY_ARCH, build_classifier
+from wavevit_mm.testing import TINY_ARCH, TINY_CLS_CONFIG, build_classifier
 from wavevit_mm.testing.figures import check_png
 from wavevit_mm.utils.paths import TOOLS_DIR
 
@@ -20,16 +20,7 @@ IMAGE = osp.join(osp.dirname(__import__('skimage').__file__), 'data', 'astronaut
 
 #: a classifier in the ImageNet configs' layout (final_norm=False: its final norm is the head's), with a test
 #: pipeline that crops 96 x 96 (the input size vis_wavelets takes from a config)
-TINY_CLS_CONFIG = f"""
-default_scope = 'mmpretrain'
-custom_imports = dict(imports=['wavevit_mm'], allow_failed_imports=False)
-model = dict(
-    type='ImageClassifier',
-    backbone=dict(type='WaveViT', arch={TINY_ARCH!r}, out_indices=(3, ), final_norm=False),
-    head=dict(type='WaveViTClsHead', num_classes=10, in_channels=64, num_heads=4, aux_head=True),
-    data_preprocessor=dict(num_classes=10, mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
-                           to_rgb=True))
-test_dataloader = dict(dataset=dict(pipeline=[
+TINY_CLS_CONFIG_96 = TINY_CLS_CONFIG + """test_dataloader = dict(dataset=dict(pipeline=[
     dict(type='LoadImageFromFile'), dict(type='ResizeEdge', scale=110, edge='short'),
     dict(type='CenterCrop', crop_size=96), dict(type='PackInputs')]))
 """
@@ -77,7 +68,7 @@ def cli(tmp_path_factory):
     classifier checkpoint, plot_curves on a work dir with a resumed training."""
     tmp = tmp_path_factory.mktemp('visualization')
     config = tmp / 'tiny_cls.py'
-    config.write_text(TINY_CLS_CONFIG)
+    config.write_text(TINY_CLS_CONFIG_96)
     torch.manual_seed(0)
     classifier = build_classifier(TINY_ARCH, aux_head=True, num_classes=10, in_channels=64, num_heads=4)
     classifier.init_weights()

@@ -23,6 +23,19 @@ TINY_ARCH = dict(stem_channels=8, embed_dims=[16, 32, 48, 64], num_heads=[1, 2, 
 #: the same arch in the reference's notation
 TINY_REF = dict(stem=8, dims=[16, 32, 48, 64], heads=[1, 2, 3, 4], depths=[1, 1, 2, 1])
 
+#: the text of a stand-alone mmpretrain config of a TINY_ARCH classifier in the ImageNet configs' layout (the
+#: head applies the final norm; token-labeling aux head; 10 classes), for the analysis / visualisation tools
+TINY_CLS_CONFIG = f"""
+default_scope = 'mmpretrain'
+custom_imports = dict(imports=['wavevit_mm'], allow_failed_imports=False)
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='WaveViT', arch={TINY_ARCH!r}, out_indices=(3, ), final_norm=False),
+    head=dict(type='WaveViTClsHead', num_classes=10, in_channels=64, num_heads=4, aux_head=True),
+    data_preprocessor=dict(num_classes=10, mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+                           to_rgb=True))
+"""
+
 
 def randomize_norm_stats(model: nn.Module, seed: int = 1) -> nn.Module:
     """Give BatchNorm layers non-trivial running statistics and affine parameters, and LayerNorms non-trivial
@@ -60,7 +73,8 @@ def build_classifier(arch, aux_head: bool, num_classes: int = 1000, in_channels:
                   num_heads=num_heads or settings['num_heads'][-1], aux_head=aux_head)))
 
 
-__all__ = ['ReferenceWaveViT', 'TINY_ARCH', 'TINY_REF', 'build_classifier', 'randomize_norm_stats']
+__all__ = ['ReferenceWaveViT', 'TINY_ARCH', 'TINY_CLS_CONFIG', 'TINY_REF', 'assert_checkpoint_hooks',
+           'build_classifier', 'randomize_norm_stats']
 
 
 def assert_checkpoint_hooks(cfg) -> None:

@@ -43,13 +43,14 @@ def test_arch_aliases_and_custom_dict():
     assert model.embed_dims == TINY_ARCH['embed_dims']
 
 
-def test_matches_reference_on_official_sizes():
-    """Official-layout weights give the same four maps; even sizes need no padding, so none is done."""
-    ref = randomize_norm_stats(ReferenceWaveViT(TINY_REF, num_classes=10)).eval()
-    model = WaveViT(TINY_ARCH).eval()
-    model.load_state_dict(ref.state_dict())  # official keys, fp16 Haar buffers and classifier keys included
-    for size in [(64, 64), (96, 160), (224, 224)]:
-        x = torch.randn(2, 3, *size)
+def _assert_matches_reference(ref_arch, arch, sizes, batch=2):
+    """Official-layout weights (official keys, fp16 Haar buffers and classifier keys included) give the
+    reference's four maps."""
+    ref = randomize_norm_stats(ReferenceWaveViT(ref_arch, num_classes=10)).eval()
+    model = WaveViT(arch).eval()
+    model.load_state_dict(ref.state_dict())
+    for size in sizes:
+        x = torch.randn(batch, 3, *size)
         with torch.no_grad():
             expected, _ = ref.stages(x)
             outs = model(x)
@@ -57,16 +58,13 @@ def test_matches_reference_on_official_sizes():
             torch.testing.assert_close(o, e, rtol=1e-4, atol=1e-4)
 
 
+def test_matches_reference_on_official_sizes():
+    """Even sizes need no padding, so none is done: the same maps as the reference."""
+    _assert_matches_reference(TINY_REF, TINY_ARCH, [(64, 64), (96, 160), (224, 224)])
+
+
 def test_matches_reference_wavevit_s_224():
-    ref = randomize_norm_stats(ReferenceWaveViT('s')).eval()
-    model = WaveViT('s').eval()
-    model.load_state_dict(ref.state_dict())
-    x = torch.randn(1, 3, 224, 224)
-    with torch.no_grad():
-        expected, _ = ref.stages(x)
-        outs = model(x)
-    for o, e in zip(outs, expected):
-        torch.testing.assert_close(o, e, rtol=1e-4, atol=1e-4)
+    _assert_matches_reference('s', 's', [(224, 224)], batch=1)
 
 
 def test_out_indices_and_final_norm():
