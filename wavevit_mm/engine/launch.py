@@ -22,6 +22,7 @@ from mmengine.logging import print_log
 
 from ..utils.model_utils import iter_dicts
 from .dist import DEFAULT_TIMEOUT_S, cpu_ddp_wrapper_cfg, setup_dist, stalled_rank_report  # noqa: F401 (tools)
+from .resume import add_missing_hooks
 
 SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN', 'TorchSyncBN')
 
@@ -67,10 +68,7 @@ def replace_sync_bn(node: Any) -> int:
 
 def adapt_to_device(cfg: Config) -> Config:
     """Make a GPU-minded config run on this machine: SyncBN -> BN and gloo when there is no CUDA."""
-    custom_hooks = list(cfg.get('custom_hooks') or [])
-    if not any(h.get('type') in ('SafeCheckpointHook', 'wavevit_mm.SafeCheckpointHook') for h in custom_hooks):
-        custom_hooks.append(dict(type='SafeCheckpointHook'))
-    cfg.custom_hooks = custom_hooks
+    add_missing_hooks(cfg, ('SafeCheckpointHook', ))
     if torch.cuda.is_available():
         return cfg
     n = replace_sync_bn(cfg.get('model'))
@@ -131,7 +129,7 @@ def build_runner(cfg: Config):
 
 def set_amp(cfg: Config) -> None:
     """``--amp``: ``AmpOptimWrapper`` with dynamic loss scaling (on CPU, :func:`adapt_to_device` turns it into
-    bfloat16 autocast)."""
+    bfloat16 autocast, or float32 for the detectors that train through mmcv's float32-only box ops)."""
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
     cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 

@@ -44,10 +44,15 @@ def use_safe_checkpointing(cfg: Config) -> None:
                           'lose checkpoints', logger='current', level=30)
         default_hooks['checkpoint'] = ckpt
     cfg.default_hooks = default_hooks
+    add_missing_hooks(cfg, SAFETY_HOOKS)
+
+
+def add_missing_hooks(cfg: Config, types) -> None:
+    """Append ``dict(type=t)`` to ``cfg.custom_hooks`` for each hook type ``t`` the config does not list yet
+    (``'wavevit_mm.X'`` counts as ``'X'``)."""
     custom_hooks = list(cfg.get('custom_hooks') or [])
     present = {_type_name(h) for h in custom_hooks}
-    custom_hooks += [dict(type=t) for t in SAFETY_HOOKS if t not in present]
-    cfg.custom_hooks = custom_hooks
+    cfg.custom_hooks = custom_hooks + [dict(type=t) for t in types if t not in present]
 
 
 def set_resume(cfg: Config, resume: Optional[str]) -> None:

@@ -21,7 +21,8 @@ from mmengine.registry import MODELS
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..ckpt_convert import CLS_ONLY_PREFIXES, HAAR_BUFFER_RE, to_backbone_state_dict, unwrap_state_dict
+from ..ckpt_convert import (CLS_ONLY_PREFIXES, HAAR_BUFFER_RE, to_backbone_state_dict, unusable_values,
+                            unwrap_state_dict)
 from ..layers.haar import haar_dwt2d, haar_idwt2d, pad_to_even
 from ...utils.safe_load import load_checkpoint_file
 
@@ -552,7 +553,6 @@ class WaveViT(BaseModule):
                 '(or pass the official file itself with prefix=\'\')') from None
         state_dict = to_backbone_state_dict(unwrap_state_dict(raw), prefix=prefix)
         own = self.state_dict()
-        from ..ckpt_convert import unusable_values
         problems = unusable_values(state_dict, own)  # non-tensors, NaN / inf, integer tensors for float weights
         if problems:
             raise ValueError(f'{checkpoint} does not hold usable Wave-ViT weights: ' + '; '.join(problems))
