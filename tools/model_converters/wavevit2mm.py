@@ -18,6 +18,7 @@ import argparse
 import os
 import os.path as osp
 import sys
+from typing import Optional, Tuple
 
 import torch
 
@@ -84,13 +85,14 @@ def expected_tensors(settings: dict) -> dict:
     return model.state_dict()
 
 
-def check_complete(src: str, state_dict, converted) -> list:
-    """Problems that make the conversion unusable: missing tensors, shapes, non-finite or non-tensor values."""
+def check_complete(src: str, state_dict, converted) -> Tuple[list, Optional[dict]]:
+    """Problems that make the conversion unusable (missing tensors, shapes, non-finite or non-tensor values), and
+    the settings read from the shapes (None when a tensor they are read from is missing)."""
     problems = [f'{src}: {line}' for line in unusable_values(state_dict)]
     try:
         settings = infer_settings(state_dict)
     except KeyError as exc:
-        return problems + [f'{src} lacks {exc.args[0]}, which every Wave-ViT checkpoint holds']
+        return problems + [f'{src} lacks {exc.args[0]}, which every Wave-ViT checkpoint holds'], None
     expected = expected_tensors(settings)
     missing = [k for k in expected if k not in converted]
     shapes = [f'{k}: {tuple(converted[k].shape)} vs {tuple(v.shape)}' for k, v in expected.items()
@@ -101,7 +103,7 @@ def check_complete(src: str, state_dict, converted) -> list:
     if shapes:
         problems.append(f'{src}: {len(shapes)} tensors have shapes that do not fit the others: '
                         f'{format_examples(shapes, 3)}')
-    return problems
+    return problems, settings
 
 
 def main(argv=None) -> int:
@@ -129,13 +131,12 @@ def main(argv=None) -> int:
     except KeyError as exc:
         print(f'error: {exc.args[0]}', file=sys.stderr)
         return 1
-    problems = check_complete(args.src, drop_haar_buffers(state_dict), converted)
+    problems, settings = check_complete(args.src, drop_haar_buffers(state_dict), converted)
     if problems:
         print('error: not converted, the checkpoint is incomplete or damaged:\n  ' + '\n  '.join(problems),
               file=sys.stderr)
         return 1
-    arch = arch_name(infer_settings(state_dict)['arch'])
-    aux = any(k.startswith('head.aux_fc.') for k in converted)
+    arch, aux = arch_name(settings['arch']), settings['aux_head']
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     checkpoint = {'meta': {'arch': arch, 'aux_head': aux, 'source': osp.basename(args.src),
                            'converter': 'wavevit_mm/tools/model_converters/wavevit2mm.py'},
