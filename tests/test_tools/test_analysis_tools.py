@@ -24,6 +24,33 @@ PY = sys.executable
 TOOLS = osp.join(REPO_ROOT, 'tools')
 CLS_CONFIGS = osp.join(REPO_ROOT, 'configs', 'classification')
 
+#: the paper's numbers (Yao et al., ECCV 2022, and the official release's READMEs), written down here once more
+#: only as the oracle the metafiles, the one source the project reads them from, are checked against
+PAPER = {
+    's': dict(flops224=4.7, flops384=15.1, params=22_690_176),
+    'b': dict(flops224=7.2, flops384=23.4, params=33_516_128),
+    'l': dict(flops224=14.8, flops384=47.5, params=57_474_504),
+}
+PAPER_RESULTS = {
+    'wavevit-s_8xb128_in1k-tokenlabel': {'ImageNet-1k': {'Top 1 Accuracy': 83.9}},
+    'wavevit-b_8xb128_in1k-tokenlabel': {'ImageNet-1k': {'Top 1 Accuracy': 84.8}},
+    'wavevit-l_8xb128_in1k-tokenlabel': {'ImageNet-1k': {'Top 1 Accuracy': 85.5}},
+    'wavevit-s_8xb32_in1k-384px-tokenlabel': {'ImageNet-1k': {'Top 1 Accuracy': 85.0}},
+    'wavevit-b_8xb32_in1k-384px-tokenlabel': {'ImageNet-1k': {'Top 1 Accuracy': 85.6}},
+    'wavevit-l_8xb32_in1k-384px-tokenlabel': {'ImageNet-1k': {'Top 1 Accuracy': 86.3}},
+    'retinanet_wavevit-s_fpn_1x_coco': {'COCO': {'box AP': 45.8}},
+    'retinanet_wavevit-b_fpn_1x_coco': {'COCO': {'box AP': 47.2}},
+    'mask-rcnn_wavevit-s_fpn_1x_coco': {'COCO': {'box AP': 46.6, 'mask AP': 42.4}},
+    'mask-rcnn_wavevit-b_fpn_1x_coco': {'COCO': {'box AP': 47.6, 'mask AP': 43.0}},
+    'mask-rcnn_wavevit-s_fpn_ms-3x_coco': {'COCO': {'box AP': 48.1, 'mask AP': 42.7}},
+    'mask-rcnn_wavevit-b_fpn_ms-3x_coco': {'COCO': {'box AP': 49.2, 'mask AP': 43.2}},
+    'cascade-mask-rcnn_wavevit-s_fpn_ms-3x_coco': {'COCO': {'box AP': 52.1}},
+    'atss_wavevit-s_fpn_ms-3x_coco': {'COCO': {'box AP': 50.7}},
+    'gfl_wavevit-s_fpn_ms-3x_coco': {'COCO': {'box AP': 50.9}},
+    'sparse-rcnn_wavevit-s_fpn_300-proposals_ms-3x_coco': {'COCO': {'box AP': 50.7}},
+    'upernet_wavevit-s_8xb2-160k_ade20k-512x512': {'ADE20K': {'mIoU': 49.6}},
+    'upernet_wavevit-b_8xb2-160k_ade20k-512x512': {'ADE20K': {'mIoU': 51.5}},
+}
 
 
 def paper(arch: str) -> dict:
@@ -223,6 +250,9 @@ def test_model_index_carries_published_numbers_and_local_weight_addresses():
     for arch in 'sbl':
         expected = paper(arch)
         assert expected['params'] > 0 and 0 < expected['flops224'] < expected['flops384']
+        assert expected == PAPER[arch], f'the metafile states other FLOPs / parameters for {arch} than the paper'
+    # every published number as the paper gives it
+    assert {m['Name']: published(m['Name']) for m in indexed_models() if 'Results' in m} == PAPER_RESULTS
 
 
 def test_get_flops_cli_wavevit_s(jobs):

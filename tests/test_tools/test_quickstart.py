@@ -36,6 +36,8 @@ def test_quickstart_end_to_end(tmp_path):
         assert re.search(rf'^{phase} .* {done} \d+:\d\d:\d\d eta \d+:\d\d:\d\d', out, re.M), (phase, out)
     top1 = re.search(r'top-1 ([0-9.]+)% \(chance 10%\), 20 images', out)
     assert top1 and 0. <= float(top1.group(1)) <= 100.
+    top1 = float(top1.group(1))
+    assert top1 % 5 == 0, top1  # a count of right answers out of 20 images
     assert len(os.listdir(tmp_path / 'digits' / 'train')) == 10 and len(os.listdir(tmp_path / 'digits' / 'val')) == 10
     # where things went: the checkpoint, mmengine's log of the training and the curves, all in the work dir
     paths = dict(re.findall(r'^  (checkpoint|log|curves) +(\S+)$', out, re.M))
@@ -47,7 +49,8 @@ def test_quickstart_end_to_end(tmp_path):
     assert re.search(r'eta: \d+:\d+:\d+', log)  # mmengine's progress logging, in the work dir
     assert 'Config:' not in out and 'Config:' in log  # the config dump is in the log, not on the console
     with open(work_dir / 'quickstart_test.log') as f:
-        assert re.search(r'Epoch\(test\) \[1/1\].*accuracy/top1', f.read())
+        logged = re.search(r'Epoch\(test\) \[1/1\].*accuracy/top1: ([0-9.]+)', f.read())
+    assert logged and float(logged.group(1)) == top1  # the console reports what tools/test.py measured
     assert glob.glob(str(work_dir / '*' / 'vis_data' / 'scalars.json'))
 
 
