@@ -9,7 +9,7 @@ from mmengine.optim import build_optim_wrapper
 
 from wavevit_mm.testing import assert_checkpoint_hooks
 from wavevit_mm.testing.metafiles import published
-from wavevit_mm.testing.seg_data import SEG_CONFIGS, cpu_optim_wrapper, seg_batch, shrink_pipelines
+from wavevit_mm.testing.seg_data import SEG_CONFIGS, seg_batch, shrink_pipelines
 
 ARCH = {'s': dict(arch='s', drop_path_rate=0.1, dims=[64, 128, 320, 448]),
         'b': dict(arch='b', drop_path_rate=0.3, dims=[64, 128, 320, 512])}
@@ -85,7 +85,8 @@ def test_official_recipe(variant_cfg):
 
 def test_build_loss_step_and_predict(variant_cfg, mmseg_scope):
     """The full-size model (SyncBN -> BN as tools/train.py does without CUDA) computes the losses on a
-    32x32 batch and their gradients, gets the config's optimizer settings (one AdamW step for S) and predicts
+    32x32 batch under the optimizer wrapper tools/train.py makes of the config's fp16 one on this CPU (bfloat16
+    autocast) and their gradients, gets the config's optimizer settings (one AdamW step for S) and predicts
     at the input's size."""
     from mmseg.registry import MODELS
     from wavevit_mm.engine.launch import adapt_to_device
@@ -93,8 +94,8 @@ def test_build_loss_step_and_predict(variant_cfg, mmseg_scope):
     cfg = copy.deepcopy(cfg)
     cfg.model.backbone.init_cfg = None
     shrink_pipelines(cfg, crop=(32, 32))
-    cpu_optim_wrapper(cfg)
     adapt_to_device(cfg)
+    assert cfg.optim_wrapper.type == ('AmpOptimWrapper' if torch.cuda.is_available() else 'AutocastOptimWrapper')
     assert 'SyncBN' not in str(cfg.model)
     model = MODELS.build(cfg.model)
     assert type(model.backbone).__name__ == 'WaveViT'
@@ -114,7 +115,8 @@ def test_build_loss_step_and_predict(variant_cfg, mmseg_scope):
 
     model.train()
     data = model.data_preprocessor(seg_batch([(32, 32), (32, 32)]), True)
-    losses = model(**data, mode='loss')
+    with optim_wrapper.optim_context(model):
+        losses = model(**data, mode='loss')
     assert set(losses) >= {'decode.loss_ce', 'aux.loss_ce'}
     loss, _ = model.parse_losses(losses)
     assert torch.isfinite(loss)
