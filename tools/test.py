@@ -11,8 +11,10 @@ Checkpoints are read with ``torch.load(weights_only=True)``: those written by to
 import argparse
 import os.path as osp
 
+from wavevit_mm.apis import check_weights
 from wavevit_mm.engine.launch import (add_common_args, adapt_to_device, build_runner, load_config, run_cli, set_tta,
                                       stalled_rank_report)
+from wavevit_mm.engine.resume import set_custom_hook
 
 
 def parse_args(argv=None):
@@ -50,8 +52,7 @@ def set_show_dir(cfg, show_dir: str) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint file not found: {args.checkpoint}')
+    check_weights(args.checkpoint)  # a local file (or wavevit-mm:// address) that is not there: say so now
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
     if args.tta:
@@ -59,8 +60,7 @@ def main(argv=None):
     if args.show_dir:
         set_show_dir(cfg, args.show_dir)
     # mmengine would only warn on a mismatch and then test random weights: the checkpoint must fit exactly
-    cfg.custom_hooks = [h for h in cfg.get('custom_hooks') or [] if h.get('type') != 'CheckpointFitHook'] + \
-        [dict(type='CheckpointFitHook', exact=True)]
+    set_custom_hook(cfg, dict(type='CheckpointFitHook', exact=True))
     runner = build_runner(adapt_to_device(cfg))
     if args.out is not None:
         from mmengine.evaluator import DumpResults

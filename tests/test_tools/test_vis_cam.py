@@ -55,6 +55,8 @@ def test_reshape_matches_the_backbone_maps(vis_cam):
     assert vis_cam.tokens_to_map(maps[0], grids) is maps[0]  # maps pass unchanged
     with pytest.raises(ValueError, match=r'no stage token map of this input'):
         vis_cam.tokens_to_map(torch.zeros(1, 7, 64), grids)
+    with pytest.raises(ValueError, match=r'shape \(1, 10\) is no stage token map'):  # e.g. a head's logits
+        vis_cam.tokens_to_map(torch.zeros(1, 10), grids)
 
 
 def test_grad_cam_figure_on_a_non_square_input(vis_cam, config, tmp_path, capsys):

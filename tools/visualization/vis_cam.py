@@ -73,12 +73,11 @@ def tokens_to_map(tensor: torch.Tensor, grids: Sequence[Tuple[int, int]]) -> tor
     """pytorch-grad-cam ``reshape_transform``: ``B x N x C`` stage tokens -> ``B x C x h x w`` (maps pass)."""
     if tensor.dim() == 4:
         return tensor
-    B, N, C = tensor.shape
-    grid = next(((h, w) for h, w in grids if h * w == N), None)
-    if tensor.dim() != 3 or grid is None:
+    grid = None if tensor.dim() != 3 else next(((h, w) for h, w in grids if h * w == tensor.shape[1]), None)
+    if grid is None:
         raise ValueError(f'target layer output of shape {tuple(tensor.shape)} is no stage token map of this input '
                          f'(stage grids {list(grids)}): choose a block or norm of the backbone')
-    return tensor.transpose(1, 2).reshape(B, C, *grid)
+    return tensor.transpose(1, 2).reshape(tensor.shape[0], tensor.shape[2], *grid)
 
 
 def target_layers(model, names: Sequence[str]) -> List[Tuple[str, torch.nn.Module]]:

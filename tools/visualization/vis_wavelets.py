@@ -23,7 +23,7 @@ sub-bands as the L2 norm over channels.
 Every panel has a colour bar; the image's three detail sub-bands share one (symmetric) colour scale, and so
 do the four filtered sub-bands, so their magnitudes compare. Without ``--checkpoint`` the weights are random
 (the figure title says so); a converted checkpoint (``tools/model_converters/wavevit2mm.py``) or an official
-one can be given (tried with the key prefix ``backbone.`` first, then without). It is loaded into the
+one can be given (``WaveViT.load_pretrained`` tells the two layouts apart). It is loaded into the
 backbone in its dense layout, so a classifier's final norm (``head.norm``) becomes the backbone's ``norm4``
 and no key is left over.
 """
@@ -90,13 +90,7 @@ def build_backbone(args: argparse.Namespace) -> Tuple[WaveViT, Tuple[float, ...]
         backbone = WaveViT(arch=args.arch, out_indices=(0, 1, 2, 3))
         backbone.init_weights()
     if args.checkpoint:
-        try:
-            backbone.load_pretrained(args.checkpoint, prefix='backbone.')
-        except RuntimeError as first:
-            try:
-                backbone.load_pretrained(args.checkpoint, prefix='')
-            except RuntimeError:
-                raise first
+        backbone.load_pretrained(args.checkpoint, prefix='backbone.')  # an official file loads as it is
     return backbone.eval(), mean, std, size
 
 

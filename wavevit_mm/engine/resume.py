@@ -47,6 +47,13 @@ def use_safe_checkpointing(cfg: Config) -> None:
     add_missing_hooks(cfg, SAFETY_HOOKS)
 
 
+def set_custom_hook(cfg: Config, hook: dict) -> None:
+    """Put ``hook`` in ``cfg.custom_hooks`` in place of any hook of its type (``'wavevit_mm.X'`` counts as
+    ``'X'``), or at the end."""
+    name = _type_name(hook)
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks') or [] if _type_name(h) != name] + [hook]
+
+
 def add_missing_hooks(cfg: Config, types) -> None:
     """Append ``dict(type=t)`` to ``cfg.custom_hooks`` for each hook type ``t`` the config does not list yet
     (``'wavevit_mm.X'`` counts as ``'X'``)."""
