@@ -9,10 +9,10 @@ import sys
 
 import pytest
 import torch
-import yaml
 
 import wavevit_mm  # noqa: F401  (registers the names and the wavevit-mm:// scheme)
 from wavevit_mm.apis import CHECKPOINTS_ENV, checkpoint_dir, get_model_info, list_models, local_weights_path
+from wavevit_mm.testing.metafiles import indexed_models
 from wavevit_mm.utils.paths import PROJECT_ROOT
 
 S_NAME = 'wavevit-s_8xb128_in1k-tokenlabel'
@@ -28,14 +28,6 @@ def checkpoints(tmp_path, monkeypatch):
     """An empty local checkpoint folder in $WAVEVIT_MM_CHECKPOINTS."""
     monkeypatch.setenv(CHECKPOINTS_ENV, str(tmp_path))
     return tmp_path
-
-
-def _metafile_models():
-    models = []
-    for task in ('classification', 'detection', 'segmentation'):
-        with open(osp.join(PROJECT_ROOT, 'configs', task, 'metafile.yml')) as f:
-            models += yaml.safe_load(f)['Models']
-    return models
 
 
 def test_mmpretrain_lists_and_builds_the_models_by_name():
@@ -120,7 +112,7 @@ def test_official_weights_per_variant_in_metafiles_and_docs():
     file the configs expect, and docs/converting_weights.md gives the same link and file in that model's row."""
     with open(osp.join(PROJECT_ROOT, 'docs', 'converting_weights.md')) as f:
         rows = {line.split('`')[1]: line for line in f if line.startswith('| Wave-ViT-')}
-    official = [m for m in _metafile_models() if 'Converted From' in m]
+    official = [m for m in indexed_models() if 'Converted From' in m]
     assert sorted(m['Name'] for m in official) == sorted(n for n in CLS_NAMES if 'tokenlabel' in n)
     assert len({m['Converted From']['Weights'] for m in official}) == 6
     for m in official:
@@ -129,7 +121,7 @@ def test_official_weights_per_variant_in_metafiles_and_docs():
         assert m['Weights'] == f'wavevit-mm://{file}', m['Name']
         row = rows[m['Name']]
         assert m['Converted From']['Weights'] in row and f'checkpoints/{file}' in row, m['Name']
-    for m in _metafile_models():
+    for m in indexed_models():
         assert m['Weights'].startswith('wavevit-mm://'), m['Name']
 
 

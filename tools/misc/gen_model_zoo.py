@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from wavevit_mm.utils.paths import PROJECT_ROOT
+from wavevit_mm.utils.paths import PROJECT_ROOT, metafile_paths
 
 #: the library whose tools train each task folder's configs
 LIBRARIES = {'classification': 'mmpretrain', 'detection': 'mmdet', 'segmentation': 'mmseg'}
@@ -26,11 +26,7 @@ GENERATED = ('<!-- Generated from metafile.yml by tools/misc/gen_model_zoo.py: d
              'run `python tools/misc/gen_model_zoo.py`. -->')
 
 
-def metafiles(root: str = PROJECT_ROOT) -> List[str]:
-    """The metafiles ``model-index.yml`` imports, as absolute paths."""
-    with open(osp.join(root, 'model-index.yml')) as f:
-        index = yaml.safe_load(f)
-    return [osp.join(root, path) for path in index['Import']]
+metafiles = metafile_paths
 
 
 def _number(value: float, scale: float, digits: int) -> str:

@@ -32,7 +32,7 @@ from typing import Dict, List, Optional
 
 import yaml
 
-from ..utils.paths import CONFIG_DIR, PROJECT_ROOT, TOOLS_DIR
+from ..utils.paths import CONFIG_DIR, PROJECT_ROOT, TOOLS_DIR, metafile_paths
 
 #: the address scheme of the metafiles' ``Weights``
 WEIGHTS_SCHEME = 'wavevit-mm://'
@@ -82,11 +82,9 @@ def local_weights_path(address: str) -> str:
 
 @lru_cache(maxsize=None)
 def _index() -> Dict[str, ModelInfo]:
-    with open(osp.join(PROJECT_ROOT, 'model-index.yml')) as f:
-        metafiles = yaml.safe_load(f)['Import']
     models = {}
-    for metafile in metafiles:
-        with open(osp.join(PROJECT_ROOT, metafile)) as f:
+    for metafile in metafile_paths():
+        with open(metafile) as f:
             for m in yaml.safe_load(f)['Models']:
                 task = _TASK_DIRS[osp.basename(osp.dirname(m['Config']))]
                 models[m['Name'].lower()] = ModelInfo(

@@ -1,22 +1,19 @@
 """The published numbers as the tests read them: from the metafiles that ``model-index.yml`` imports, the one
 place they are written (config headers point there; the per-task README tables are generated from them)."""
-import os.path as osp
 from functools import lru_cache
 from typing import Dict, List
 
 import yaml
 
-from ..utils.paths import PROJECT_ROOT
+from ..utils.paths import metafile_paths
 
 
 @lru_cache(maxsize=None)
 def indexed_models() -> List[dict]:
     """Every model entry of the metafiles, after checking that it names one of its metafile's collections."""
-    with open(osp.join(PROJECT_ROOT, 'model-index.yml')) as f:
-        index = yaml.safe_load(f)
     models = []
-    for metafile in index['Import']:
-        with open(osp.join(PROJECT_ROOT, metafile)) as f:
+    for metafile in metafile_paths():
+        with open(metafile) as f:
             meta = yaml.safe_load(f)
         names = {c['Name'] for c in meta['Collections']}
         for m in meta['Models']:

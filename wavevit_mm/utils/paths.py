@@ -4,6 +4,7 @@ A checkout keeps them beside the package (``<root>/configs``, ``<root>/tools``);
 into ``wavevit_mm/.mim``, as the OpenMMLab libraries do. Tools, tests and the model hub find them here.
 """
 import os.path as osp
+from typing import List
 
 _PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -31,3 +32,10 @@ def config_path(relative: str) -> str:
     if not osp.isfile(path):
         raise FileNotFoundError(f'no config {relative!r} under {CONFIG_DIR}')
     return path
+
+
+def metafile_paths(root: str = PROJECT_ROOT) -> List[str]:
+    """The metafiles ``root/model-index.yml`` imports (one per task folder), as absolute paths."""
+    import yaml
+    with open(osp.join(root, 'model-index.yml')) as f:
+        return [osp.join(root, path) for path in yaml.safe_load(f)['Import']]
