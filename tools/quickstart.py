@@ -161,7 +161,9 @@ def run_phase(name: str, cmd: List[str], total: int, unit: str, log_file: str, c
 
 
 def load_tool(relative: str):
-    """Import a script of ``tools/`` as a module (tools are scripts, not a package)."""
+    """Import a script of ``tools/`` as a module (tools are scripts, not a package). The same as
+    ``wavevit_mm.utils.paths.load_script``, written out here because importing wavevit_mm loads mmpretrain, mmdet
+    and mmseg (seconds): this process only shows progress, the tools it starts do the work."""
     import importlib.util
     spec = importlib.util.spec_from_file_location(f'wavevit_tool_{osp.basename(relative)[:-3]}',
                                                   osp.join(REPO, 'tools', relative))

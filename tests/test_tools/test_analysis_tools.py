@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 import pytest
 import torch
 
-from wavevit_mm.utils.paths import PROJECT_ROOT as REPO_ROOT
+from wavevit_mm.utils.paths import PROJECT_ROOT as REPO_ROOT, load_script
 from wavevit_mm.testing import TINY_CLS_CONFIG
 from wavevit_mm.testing.metafiles import indexed_models, model_entry, published
 
@@ -143,12 +143,7 @@ def jobs(tmp_path_factory):
 
 def tool(name: str):
     """Import a tool script as a module (in-process runs of the variants: no extra interpreter start-up)."""
-    import importlib.util
-    path = osp.join(TOOLS, 'visualization' if name == 'vis_wavelets' else 'analysis_tools', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'_wavevit_tool_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"tools/{'visualization' if name == 'vis_wavelets' else 'analysis_tools'}/{name}.py")
 
 
 def check_paper_flops(res: dict, arch: str, size: int) -> None:

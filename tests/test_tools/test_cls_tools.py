@@ -1,7 +1,6 @@
 """tools/train.py and tools/test.py with the real Wave-ViT-S ImageNet config on a tiny ImageNet-layout fixture,
 the inferencer on the checkpoint and the clear errors (missing data, wrong variant); the quickstart is tested in
 test_quickstart.py."""
-import importlib.util
 import os
 import os.path as osp
 import re
@@ -11,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from wavevit_mm.utils.paths import PROJECT_ROOT as REPO_ROOT
+from wavevit_mm.utils.paths import PROJECT_ROOT as REPO_ROOT, load_script
 
 import wavevit_mm  # noqa: F401
 
@@ -65,10 +64,7 @@ def run_tool(*args):
 
 
 def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f'wavevit_tool_{name}', osp.join(REPO_ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/{name}.py')
 
 
 @pytest.fixture(scope='module')

@@ -2,7 +2,6 @@
 process), tools/model_converters/verify_wavevit.py on converted-layout checkpoints, and tools/test.py --show-dir
 on the tiny data sets of wavevit_mm.testing: every PNG is looked at (size, not blank, painted), every printed
 claim checked."""
-import importlib.util
 import os
 import os.path as osp
 
@@ -13,7 +12,7 @@ import torch
 
 from wavevit_mm.testing import TINY_ARCH
 from wavevit_mm.testing.figures import check_png
-from wavevit_mm.utils.paths import CONFIG_DIR, PROJECT_ROOT
+from wavevit_mm.utils.paths import CONFIG_DIR, PROJECT_ROOT, load_script
 
 DEMO_IMAGE = osp.join(PROJECT_ROOT, 'demo', 'demo.jpg')
 TINY = dict(_delete_=True, **TINY_ARCH)
@@ -37,21 +36,14 @@ TINY_CONFIGS = {
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
-def load_script(path: str, name: str):
-    spec = importlib.util.spec_from_file_location(name, osp.join(PROJECT_ROOT, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
 def demo():
-    return load_script('demo/image_demo.py', '_wavevit_image_demo')
+    return load_script('demo/image_demo.py')
 
 
 @pytest.fixture(scope='module')
 def verify():
-    return load_script('tools/model_converters/verify_wavevit.py', '_wavevit_verify')
+    return load_script('tools/model_converters/verify_wavevit.py')
 
 
 def tiny_config(tmp_path, task: str) -> str:
@@ -193,7 +185,7 @@ def run_test_py(config: str, ckpt: str, tmp_path, *options: str) -> str:
     the existing visualizer of the same name (save_dir and all), and the visualization hooks the latest one
     created, which earlier tests of the process made."""
     show = str(tmp_path / 'show')
-    load_script('tools/test.py', '_wavevit_test_tool').main(
+    load_script('tools/test.py').main(
         [config, ckpt, '--work-dir', str(tmp_path / 'work'), '--show-dir', show, '--cfg-options',
          f'visualizer.name=show_dir_{tmp_path.name}', *options])
     return show

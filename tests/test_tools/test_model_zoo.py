@@ -1,21 +1,16 @@
 """tools/misc/gen_model_zoo.py: the model-zoo README of each task folder is the one generated from its metafile
 (the one source of the published numbers), and it carries every model and number of the metafile."""
-import importlib.util
 import os.path as osp
 import subprocess
 import sys
 
 import yaml
 
-from wavevit_mm.utils.paths import PROJECT_ROOT, TOOLS_DIR
+from wavevit_mm.utils.paths import PROJECT_ROOT, TOOLS_DIR, load_script
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location('wavevit_tool_gen_model_zoo',
-                                                  osp.join(TOOLS_DIR, 'misc', 'gen_model_zoo.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/misc/gen_model_zoo.py')
 
 
 def test_committed_readmes_are_generated_from_the_metafiles():

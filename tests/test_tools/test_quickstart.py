@@ -2,7 +2,6 @@
 phase, the top-1 and where the checkpoint, the log and the curves went; the tools' whole output in the work dir),
 and the progress display fed by mmengine's log lines, with and without ``--verbose``."""
 import glob
-import importlib.util
 import io
 import os
 import os.path as osp
@@ -11,14 +10,7 @@ import subprocess
 import sys
 
 from wavevit_mm.testing.figures import check_png
-from wavevit_mm.utils.paths import PROJECT_ROOT, TOOLS_DIR
-
-
-def load_quickstart():
-    spec = importlib.util.spec_from_file_location('wavevit_tool_quickstart', osp.join(TOOLS_DIR, 'quickstart.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from wavevit_mm.utils.paths import PROJECT_ROOT, TOOLS_DIR, load_script
 
 
 def test_quickstart_end_to_end(tmp_path):
@@ -70,7 +62,7 @@ def test_progress_from_mmengine_lines(tmp_path):
     """The bar follows mmengine's lines (iterations, loss, validation top-1); the whole output goes to the log
     file, and to the console only with --verbose; a failure shows the output's tail and names the log."""
     from rich.console import Console
-    quickstart = load_quickstart()
+    quickstart = load_script('tools/quickstart.py')
     cmd = [sys.executable, '-c', FAKE_TRAINING]
     for verbose in (False, True):
         console = Console(file=io.StringIO(), width=120)

@@ -1,7 +1,6 @@
 """tools/visualization/vis_cam.py: Grad-CAM through pytorch-grad-cam on Wave-ViT (the S token-labeling config with
 the tiny arch, in process). The token -> map reshape matches the backbone's own maps on a non-square input, the
 figure is looked at, and layers without a map are refused with a message."""
-import importlib.util
 import os.path as osp
 import re
 
@@ -12,7 +11,7 @@ from PIL import Image
 
 from wavevit_mm.testing import TINY_ARCH
 from wavevit_mm.testing.figures import check_png
-from wavevit_mm.utils.paths import CONFIG_DIR, PROJECT_ROOT
+from wavevit_mm.utils.paths import CONFIG_DIR, PROJECT_ROOT, load_script
 
 DEMO_IMAGE = osp.join(PROJECT_ROOT, 'demo', 'demo.jpg')
 TINY_CONFIG = (f"_base_ = {osp.join(CONFIG_DIR, 'classification', 'wavevit-s_8xb128_in1k-tokenlabel.py')!r}\n"
@@ -26,11 +25,7 @@ pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 @pytest.fixture(scope='module')
 def vis_cam():
-    spec = importlib.util.spec_from_file_location('_wavevit_vis_cam',
-                                                  osp.join(PROJECT_ROOT, 'tools', 'visualization', 'vis_cam.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/visualization/vis_cam.py')
 
 
 @pytest.fixture

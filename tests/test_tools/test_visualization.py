@@ -1,7 +1,6 @@
 """tools/visualization/vis_wavelets.py and tools/analysis_tools/plot_curves.py: each run once from the command line
 (as users run them; the two subprocesses start together in the module fixture) and in process for the variants.
 Every figure written is opened and looked at (size, not blank)."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -14,7 +13,7 @@ import torch
 
 from wavevit_mm.testing import TINY_ARCH, TINY_CLS_CONFIG, build_classifier
 from wavevit_mm.testing.figures import check_png
-from wavevit_mm.utils.paths import TOOLS_DIR
+from wavevit_mm.utils.paths import TOOLS_DIR, load_script
 
 IMAGE = osp.join(osp.dirname(__import__('skimage').__file__), 'data', 'astronaut.png')
 
@@ -29,10 +28,7 @@ TINY_CLS_CONFIG_96 = TINY_CLS_CONFIG + """test_dataloader = dict(dataset=dict(pi
 def tool(name: str):
     """Import a tool script as a module (in-process runs of the variants: no extra interpreter start-up)."""
     folder = 'visualization' if name == 'vis_wavelets' else 'analysis_tools'
-    spec = importlib.util.spec_from_file_location(f'_wavevit_tool_{name}', osp.join(TOOLS_DIR, folder, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/{folder}/{name}.py')
 
 
 def write_mmengine_log(work_dir: str) -> None:

@@ -3,7 +3,9 @@
 A checkout keeps them beside the package (``<root>/configs``, ``<root>/tools``); a wheel install copies them
 into ``wavevit_mm/.mim``, as the OpenMMLab libraries do. Tools, tests and the model hub find them here.
 """
+import importlib.util
 import os.path as osp
+from types import ModuleType
 from typing import List
 
 _PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -39,3 +41,13 @@ def metafile_paths(root: str = PROJECT_ROOT) -> List[str]:
     import yaml
     with open(osp.join(root, 'model-index.yml')) as f:
         return [osp.join(root, path) for path in yaml.safe_load(f)['Import']]
+
+
+def load_script(relative: str) -> ModuleType:
+    """Import a script of the project (``'tools/analysis_tools/get_flops.py'``, ``'demo/image_demo.py'``: scripts,
+    not a package) as a module, to call its functions in-process."""
+    path = osp.join(PROJECT_ROOT, relative)
+    spec = importlib.util.spec_from_file_location(f'_wavevit_script_{osp.splitext(osp.basename(path))[0]}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
