@@ -22,7 +22,7 @@ import sys
 
 import torch
 
-from wavevit_mm.engine.hooks.safe_checkpoint_hook import to_safe
+from wavevit_mm.engine.hooks.safe_checkpoint_hook import make_safe, to_safe
 from wavevit_mm.utils import CheckpointError, UnsafeCheckpointError, load_checkpoint_file
 from wavevit_mm.utils.atomic_io import atomic_write
 from wavevit_mm.utils.safe_load import SAFE_GLOBALS
@@ -54,14 +54,16 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 1
 
-    checkpoint = torch.load(args.src, map_location='cpu', weights_only=False)  # the user vouched for the file
-    # as SafeCheckpointHook: the weights and the optimizer state are tensors already and keep their metadata
-    safe = {k: v if k in ('state_dict', 'optimizer') else to_safe(v) for k, v in checkpoint.items()} \
-        if isinstance(checkpoint, dict) else to_safe(checkpoint)
+    safe = torch.load(args.src, map_location='cpu', weights_only=False)  # the user vouched for the file
+    if isinstance(safe, dict):
+        make_safe(safe)  # as SafeCheckpointHook does
+    else:
+        safe = to_safe(safe)
 
     def write(f) -> None:
         torch.save(safe, f)
         f.flush()
+        # before the file takes its name: everything in it reads weights-only
         with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
             left = torch.serialization.get_unsafe_globals_in_checkpoint(f.name)
         if left:
@@ -73,7 +75,6 @@ def main(argv=None) -> int:
     except CheckpointError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 1
-    load_checkpoint_file(args.dst)  # reads weights-only
     keys = ', '.join(safe) if isinstance(safe, dict) else type(safe).__name__
     print(f'rewrote {args.src} into the safe format ({keys}) -> {args.dst}')
     return 0

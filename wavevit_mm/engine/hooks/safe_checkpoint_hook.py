@@ -48,6 +48,14 @@ def from_safe(value: Any) -> Any:
     return value
 
 
+def make_safe(checkpoint: dict) -> None:
+    """Turn a Runner checkpoint, in place, into what ``torch.load(weights_only=True)`` reads: every part but the
+    weights and the optimizer state (tensors already, left untouched) through :func:`to_safe`."""
+    for key in list(checkpoint):
+        if key not in ('state_dict', 'optimizer'):
+            checkpoint[key] = to_safe(checkpoint[key])
+
+
 @HOOKS.register_module()
 class SafeCheckpointHook(Hook):
     """Write checkpoints that ``torch.load(..., weights_only=True)`` reads (see the module docstring)."""
@@ -55,9 +63,7 @@ class SafeCheckpointHook(Hook):
     priority = 'VERY_LOW'  # after every other hook has added its part to the checkpoint
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        for key in list(checkpoint):
-            if key not in ('state_dict', 'optimizer'):  # tensors already; leave them untouched
-                checkpoint[key] = to_safe(checkpoint[key])
+        make_safe(checkpoint)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if 'message_hub' in checkpoint:
