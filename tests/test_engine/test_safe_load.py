@@ -1,10 +1,7 @@
 """The one weights-only loader (wavevit_mm.utils.safe_load): what is refused and how it is named, and that mmengine's
 own loading (CheckpointLoader: the Runner's resume and load_from, init_cfg, the inference APIs) goes through it."""
 import argparse
-import functools
-import http.server
 import os
-import threading
 import zipfile
 
 import pytest
@@ -12,14 +9,10 @@ import torch
 from mmengine.runner import CheckpointLoader
 from mmengine.runner.checkpoint import _load_checkpoint
 
+from wavevit_mm.testing.faults import CodePayload, serve_folder
 from wavevit_mm.utils import InvalidCheckpointError, UnsafeCheckpointError, load_checkpoint_file
 from wavevit_mm.utils import safe_load
 from wavevit_mm.utils.atomic_io import atomic_write, remove_stale_temp_files, temp_name
-
-
-class Evil:
-    def __reduce__(self):
-        return os.system, ('touch "$EVIL_MARKER"', )
 
 
 @pytest.fixture
@@ -41,7 +34,7 @@ def _loaders():
 @pytest.mark.parametrize('loader', _loaders())
 def test_payload_is_refused_through_every_loader(tmp_path, unsafe_env, loader):
     path = tmp_path / 'evil.pth'
-    torch.save({'state_dict': {'w': torch.ones(1)}, 'x': Evil()}, path)
+    torch.save({'state_dict': {'w': torch.ones(1)}, 'x': CodePayload()}, path)
     # a payload is not a checkpoint to rewrite: the message does not offer the trust flag
     with pytest.raises(UnsafeCheckpointError,
                        match=f'refusing to load {path}.*posix.system.*treat the file as untrusted') as info:
@@ -129,14 +122,10 @@ def test_every_mmengine_scheme_is_weights_only():
 
 @pytest.fixture
 def http_server(tmp_path, monkeypatch):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / 'served'))
-    handler.log_message = lambda *args: None
     (tmp_path / 'served').mkdir()
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield tmp_path / 'served', f'http://127.0.0.1:{server.server_address[1]}'
-    server.shutdown()
+    with serve_folder(tmp_path / 'served') as url:
+        yield tmp_path / 'served', url
 
 
 def test_urls_are_downloaded_then_read_weights_only(http_server, tmp_path, unsafe_env):
@@ -144,7 +133,7 @@ def test_urls_are_downloaded_then_read_weights_only(http_server, tmp_path, unsaf
     from mmengine.model import BaseModule
     served, url = http_server
     torch.save({'state_dict': {'fc.weight': torch.full((2, 2), 3.), 'fc.bias': torch.ones(2)}}, served / 'good.pth')
-    torch.save({'state_dict': {'fc.weight': torch.zeros(2, 2)}, 'x': Evil()}, served / 'evil.pth')
+    torch.save({'state_dict': {'fc.weight': torch.zeros(2, 2)}, 'x': CodePayload()}, served / 'evil.pth')
 
     class Linear(BaseModule):
         def __init__(self, checkpoint):

@@ -6,30 +6,20 @@ anything when the caller does not ask for weights-only) a ``__reduce__`` payload
 run, whichever way the file comes in: tools/test.py, --resume, load_from, or a URL in the backbone's init_cfg.
 """
 import argparse
-import functools
-import http.server
-import os
 import os.path as osp
 import runpy
 import subprocess
 import sys
-import threading
 
 import pytest
 import torch
 
 from wavevit_mm.engine.hooks.safe_checkpoint_hook import from_safe
 from wavevit_mm.testing import TINY_REF, ReferenceWaveViT
+from wavevit_mm.testing.faults import CodePayload, serve_folder
 from wavevit_mm.testing import launch as H
 from wavevit_mm.utils import load_checkpoint_file
 from wavevit_mm.utils.paths import PROJECT_ROOT
-
-
-class Evil:
-    """Unpickling this runs ``touch $EVIL_MARKER``."""
-
-    def __reduce__(self):
-        return os.system, ('touch "$EVIL_MARKER"', )
 
 
 @pytest.fixture(scope='module')
@@ -48,7 +38,7 @@ def files(trained, tmp_path_factory):
     root = tmp_path_factory.mktemp('checkpoints')
     good = load_checkpoint_file(osp.join(trained, 'epoch_1.pth'))
     paths = {name: str(root / f'{name}.pth') for name in ('evil', 'mmengine', 'weights', 'nan', 'official')}
-    torch.save({'state_dict': good['state_dict'], 'meta': {'epoch': 1}, 'payload': Evil()}, paths['evil'])
+    torch.save({'state_dict': good['state_dict'], 'meta': {'epoch': 1}, 'payload': CodePayload()}, paths['evil'])
     # what mmdet's / mmseg's own train.py write: HistoryBuffer objects and numpy values
     import numpy as np
     unsafe = dict(good, message_hub=from_safe(good['message_hub']))
@@ -67,12 +57,8 @@ def files(trained, tmp_path_factory):
 def http_root(tmp_path_factory):
     """A local HTTP server for the init_cfg URL case: (folder it serves, its base URL)."""
     root = tmp_path_factory.mktemp('http')
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root, f'http://127.0.0.1:{server.server_address[1]}'
-    server.shutdown()
+    with serve_folder(root) as url:
+        yield root, url
 
 
 def _unsafe_env(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 import torch
 from wavevit_mm import WaveViT
 from wavevit_mm.testing import TINY_ARCH, TINY_REF, ReferenceWaveViT, build_classifier, randomize_norm_stats
+from wavevit_mm.testing.faults import CodePayload
 from wavevit_mm.utils.paths import PROJECT_ROOT as REPO_ROOT
 from wavevit_mm.utils import UnsafeCheckpointError, load_checkpoint_file
 
@@ -91,16 +92,11 @@ def test_bare_and_state_dict_layouts(official, tmp_path):
         assert result.returncode == 0, result.stderr
 
 
-class Evil:
-    def __reduce__(self):
-        return (os.system, ('touch ' + os.environ.get('EVIL_MARKER', '/tmp/evil-marker'), ))
-
-
 def test_unsafe_file_is_refused_and_never_executed(tmp_path, monkeypatch):
     marker = tmp_path / 'pwned'
     monkeypatch.setenv('EVIL_MARKER', str(marker))
     src = tmp_path / 'evil.pth'
-    torch.save({'model': {'x': torch.zeros(1)}, 'payload': Evil()}, src)
+    torch.save({'model': {'x': torch.zeros(1)}, 'payload': CodePayload()}, src)
     assert not marker.exists()
     with pytest.raises(UnsafeCheckpointError, match='refusing to load'):
         load_checkpoint_file(str(src))
@@ -149,7 +145,7 @@ def test_payload_never_runs_with_torch_force_no_weights_only_load(tmp_path, monk
     monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
     monkeypatch.setenv('EVIL_MARKER', str(marker))
     src = tmp_path / 'evil.pth'
-    torch.save({'model': {'x': torch.zeros(1)}, 'payload': Evil()}, src)
+    torch.save({'model': {'x': torch.zeros(1)}, 'payload': CodePayload()}, src)
     assert _converter_main()([str(src), str(tmp_path / 'out.pth')]) == 1
     assert 'refusing to load' in capsys.readouterr().err
     assert not marker.exists() and not (tmp_path / 'out.pth').exists()

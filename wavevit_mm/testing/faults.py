@@ -1,4 +1,5 @@
-"""Fault injection for the kill / resume tests: a hook that SIGKILLs its own training process at a chosen instant
+"""Fault injection for the kill / resume and weights-only tests: a pickled code payload, a local HTTP server,
+a hook that SIGKILLs its own training process at a chosen instant
 of a checkpoint save, and a fork server that runs many short ``tools/train.py`` runs without paying the import
 time of torch + mmengine + mmpretrain for each (about 6 s of CPU each; a child of the server starts in ~0.1 s).
 
@@ -10,7 +11,9 @@ variable) and its output in ``log``, waits for it and answers one JSON line, ``{
 processes: a SIGKILL ends one exactly as it ends a launched run, and an environment variable set for one (e.g.
 ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``) is read by torch when it loads, as in a launched run.
 """
+import functools
 import gc
+import http.server
 import json
 import os
 import os.path as osp
@@ -19,10 +22,32 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Sequence
 
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.registry import HOOKS
+
+class CodePayload:
+    """A pickled object whose unpickling runs ``touch "$EVIL_MARKER"`` (the variable is expanded when it runs): what
+    the weights-only tests save into a checkpoint and then check never ran."""
+
+    def __reduce__(self):
+        return os.system, ('touch "$EVIL_MARKER"', )
+
+
+@contextmanager
+def serve_folder(folder: str) -> Iterator[str]:
+    """Serve ``folder`` over HTTP on localhost while the context lasts; yields the base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f'http://127.0.0.1:{server.server_address[1]}'
+    finally:
+        server.shutdown()
+
 
 #: instants of a save at which :class:`KillDuringSaveHook` can kill, in the order a save passes them
 INSTANTS = ('before_write', 'open_temp', 'rename_ckpt', 'open_last', 'rename_last', 'remove_old', 'after_save')
