@@ -65,7 +65,7 @@ if __name__ == '__main__':
         include_package_data=True,
         package_data={'wavevit_mm': ['.mim/model-index.yml', '.mim/configs/**/*', '.mim/tools/**/*',
                                    '.mim/demo/*', 'testing/configs/*.py']},
-        # What the code needs; tools/setup_env.sh installs the tested stack within these ranges (torch 2.14.1,
+        # What the code needs (torchvision: imported by mmpretrain, whose build must match torch's); tools/setup_env.sh installs the tested stack within these ranges (torch 2.14.1,
         # torchvision 0.29.1, numpy 2.3.5, mmcv 2.1.0 built with CPU ops, and requirements/runtime.txt's pins).
         # torch >= 2.5: torch.serialization.safe_globals (weights-only checkpoints), torch.is_autocast_enabled(
         # device), SDPA's enable_gqa (get_flops); mmcv < 2.2: what mmdet 3.3 and mmseg 1.2 accept.

@@ -31,6 +31,7 @@ import argparse
 import copy
 import datetime
 import json
+import math
 import os
 import subprocess
 import sys
@@ -101,14 +102,10 @@ def unwrap(model):
 
 
 def check_losses(losses: List[float]) -> None:
-    if not all(map(_finite, losses)):
+    if not all(map(math.isfinite, losses)):
         raise RuntimeError(f'non-finite loss: {losses}')
     if not min(losses[-2:]) < losses[0]:
         raise RuntimeError(f'the loss did not decrease on a fixed batch: {losses}')
-
-
-def _finite(v: float) -> bool:
-    return v == v and abs(v) != float('inf')
 
 
 def check_training(task: str, dtypes: List[str], device: torch.device, steps: int, dry_run: bool) -> dict:
@@ -188,7 +185,7 @@ def check_syncbn(args: argparse.Namespace) -> dict:
 
 
 def check_backbone(args: argparse.Namespace, device: torch.device) -> dict:
-    """``bench_backbone.run`` at batch 64, 224 x 224 (dry run: 2 at 64), channels-last, fp16 training steps."""
+    """``bench_backbone.run`` at batch 64, 224 x 224 (dry run: 1 at 64), channels-last, fp16 training steps."""
     names = ['wavevit-s-dense', 'swin-t', 'pvtv2-b2'] + (['official-s-dense'] if args.official_src else [])
     half = 'bf16' if args.dry_run else 'fp16'  # CPUs have no fast float16 kernels
     bench_args = argparse.Namespace(

@@ -24,7 +24,6 @@ import types
 from typing import Iterator, Tuple
 
 import numpy
-import torch
 from torch import Tensor, nn
 
 #: 1/sqrt(2): PyWavelets' Haar filter taps
@@ -144,10 +143,6 @@ class OfficialDense(nn.Module):
         return tuple(outs)
 
 
-def official_train_outputs(model: nn.Module, x: Tensor) -> Tuple[Tensor, Tensor]:
-    """Class and per-token logits of the official classifier in training mode (MixToken off)."""
-    cls, aux, _ = model(x)
-    return cls, aux
 
 
 def load_into_ours(official: nn.Module, ours: nn.Module) -> None:

@@ -1,6 +1,6 @@
 """The CPU process group of wavevit_mm.engine.dist and the device adaptation of wavevit_mm.engine.launch:
 in-process with a 1-process gloo group, and a stalled rank of a 2-process torchrun run (the multi-process
-training runs are in tests/test_tools/test_launch_dist/slurm/mim.py)."""
+training runs are in tests/test_tools/test_launch_{dist,slurm,mim}.py)."""
 import datetime
 import os
 import os.path as osp

@@ -8,8 +8,7 @@ from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 
 from wavevit_mm.testing import TINY_ARCH
-from wavevit_mm.testing.det_data import (DET_CONFIG_DIR, make_coco_fixture,  # noqa: F401
-                          synthetic_batch)
+from wavevit_mm.testing.det_data import DET_CONFIG_DIR, make_coco_fixture, synthetic_batch
 
 import wavevit_mm  # noqa: F401
 

@@ -3,9 +3,9 @@ the repository, the training with mim's ``--launcher pytorch --gpus 2`` (2 CPU p
 
 mim 0.3.9 finds the package's ``tools/train.py`` / ``tools/test.py`` under ``<distribution location>/wavevit_mm/
 .mim/tools``; tools/setup_env.sh installs the checkout with an egg-link so that location is the checkout
-(tests/test_registry.py checks mim without ``PYTHONPATH``). The launched processes here get the checkout and the
-fixture directory on ``PYTHONPATH`` (for the fixture's hooks), which is also the documented way for PEP 660
-editable installs (docs/distributed.md).
+(tests/test_registry.py checks mim without ``PYTHONPATH``); the tiny config's hooks come from the installed
+``wavevit_mm.testing.hooks``. A PEP 660 editable install needs ``PYTHONPATH=<checkout>`` for mim
+(docs/distributed.md).
 """
 import os.path as osp
 import shutil

@@ -2,12 +2,15 @@
 
 - :mod:`.reference`: an independent, literal coding of Wave-ViT in the official checkpoint layout: the oracle of
   the fidelity tests and the plain baseline of ``benchmarks/bench_backbone.py``;
-- :data:`TINY_ARCH` / :data:`TINY_REF`: a small arch for fast tests, in both notations;
-- :func:`randomize_norm_stats`: non-trivial norm statistics for eval-mode comparisons;
+- :data:`TINY_ARCH` / :data:`TINY_REF`: a small arch for fast tests, in both notations; :data:`TINY_CLS_CONFIG`:
+  a stand-alone config of a classifier with it;
+- :func:`randomize_norm_stats`: non-trivial norm statistics for eval-mode comparisons; :func:`build_classifier`:
+  an mmpretrain classifier in the official layout; :func:`assert_checkpoint_hooks`: what every shipped config lists;
 - :mod:`.det_data`, :mod:`.seg_data`, :mod:`.launch`: tiny COCO / ADE20K / ImageNet-folder data sets made from
-  images that ship with scikit-image and scikit-learn, and the launch-test helpers; :mod:`.hooks`: hooks the
-  launch tests' configs import through ``custom_imports``; :mod:`.figures`: the check every PNG a tool writes gets
-  in its test (a real PNG, its size, not blank).
+  images that ship with scikit-image and scikit-learn, and the launch-test helpers (with ``configs/tiny_cls.py``);
+  :mod:`.hooks`: hooks that config imports; :mod:`.faults`: a code payload, a local HTTP server, kill-during-save
+  hooks and the fork server of the kill / resume tests; :mod:`.metafiles`: the published numbers as the tests read
+  them; :mod:`.figures`: checks of the PNGs the tools write.
 
 Only this module is imported eagerly; the data helpers need the test requirements (scikit-image, mmdet, mmseg).
 """
@@ -58,7 +61,8 @@ def build_classifier(arch, aux_head: bool, num_classes: int = 1000, in_channels:
                      num_heads: int = None) -> nn.Module:
     """An mmpretrain ``ImageClassifier`` with a Wave-ViT backbone and ``WaveViTClsHead`` (the official layout).
 
-    ``arch`` is ``'s'``/``'b'``/``'l'`` or a custom arch dict (then give ``in_channels`` and ``num_heads``).
+    ``arch`` is ``'s'``/``'b'``/``'l'`` or a custom arch dict; the head's ``in_channels`` and ``num_heads`` default
+    to the last stage's.
     """
     from mmpretrain.registry import MODELS
 

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..utils.paths import PROJECT_ROOT as REPO_ROOT, TOOLS_DIR as TOOLS  # noqa: E402
+from ..utils.paths import PROJECT_ROOT as REPO_ROOT, TOOLS_DIR as TOOLS  # noqa: F401 (REPO_ROOT: tests)
 
 #: the launch tests' tiny classification config (see its header)
 CONFIG = osp.join(osp.dirname(osp.abspath(__file__)), 'configs', 'tiny_cls.py')

@@ -1,4 +1,5 @@
-# A tiny mmpretrain classification config for the launcher tests (tests/test_tools/test_launch_*.py).
+# A tiny mmpretrain classification config for the launch, resume and checkpoint-safety tests
+# (tests/test_tools/test_launch_*.py, test_checkpoint_safety.py, tests/test_engine/test_dist.py).
 #
 # TINY_ARCH-size Wave-ViT, 4 classes of 32x32 images in the ImageNet folder layout (data_root/train/<class>/*.png,
 # data_root/val/<class>/*.png; the tests generate them), deterministic settings.
