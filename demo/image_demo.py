@@ -28,10 +28,10 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import DefaultScope
 
-from wavevit_mm.apis import check_weights, resolve_config
+from wavevit_mm.apis import check_weights
+from wavevit_mm.utils import model_utils
 
 RANDOM_LABEL = 'RANDOM WEIGHTS (no --checkpoint)'
-TASKS = {'mmpretrain': 'classification', 'mmdet': 'detection', 'mmseg': 'segmentation'}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -49,13 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def load_config(model: str, cfg_options: Optional[dict] = None) -> Config:
-    """The config of a config file or of a model name of the project's index."""
-    path = resolve_config(model)
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    if cfg.get('default_scope') not in TASKS:
-        raise ValueError(f'{path}: default_scope {cfg.get("default_scope")!r} is none of {sorted(TASKS)}')
+    """The config of a config file or of a model name of the project's index, of one of the three libraries."""
+    cfg = model_utils.load_config(model, cfg_options)
+    model_utils.config_scope(cfg)
     return cfg
 
 
@@ -137,7 +133,7 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 1
-    task = TASKS[cfg.default_scope]
+    task = model_utils.task_of(cfg.default_scope)
     out_file = args.out_file or osp.join(
         'outputs', f'{osp.splitext(osp.basename(args.img))[0]}_{osp.splitext(osp.basename(cfg.filename))[0]}.png')
     run = dict(classification=classify, detection=detect, segmentation=segment)[task]

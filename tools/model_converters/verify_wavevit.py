@@ -19,9 +19,10 @@ import sys
 from typing import List, Optional, Tuple
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
-from wavevit_mm.apis import check_weights, local_weights_path, resolve_config
+from wavevit_mm.apis import check_weights, local_weights_path
+from wavevit_mm.utils.model_utils import load_config
 from wavevit_mm.models.ckpt_convert import is_converted, is_official, unwrap_state_dict
 from wavevit_mm.utils import UnsafeCheckpointError, load_checkpoint_file
 from wavevit_mm.utils.paths import CONFIG_DIR, PROJECT_ROOT
@@ -75,11 +76,9 @@ def build_strict(config: str, state_dict: dict, cfg_options: Optional[dict], dev
     """The config's classifier with every tensor of ``state_dict`` loaded (``strict=True``)."""
     from mmpretrain import get_model
     try:
-        cfg = Config.fromfile(resolve_config(config))
+        cfg = load_config(config, cfg_options)
     except (FileNotFoundError, ValueError) as exc:
         raise VerifyError(str(exc)) from None
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
     model = get_model(cfg, device=device)
     try:
         model.load_state_dict(state_dict, strict=True)

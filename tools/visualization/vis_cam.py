@@ -27,9 +27,10 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
-from wavevit_mm.apis import check_weights, resolve_config
+from wavevit_mm.apis import check_weights
+from wavevit_mm.utils.model_utils import load_config
 
 try:
     import pytorch_grad_cam
@@ -96,12 +97,9 @@ def load_model(args):
     """The classifier of ``args.model`` in eval mode, with the checkpoint loaded strictly."""
     from mmengine.runner import load_checkpoint
     from mmpretrain import get_model
-    path = resolve_config(args.model)
-    cfg = Config.fromfile(path)
-    if cfg_options := args.cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg = load_config(args.model, args.cfg_options)
     if cfg.get('default_scope') != 'mmpretrain':
-        raise ValueError(f'{path} is no classification (mmpretrain) config: vis_cam explains class scores')
+        raise ValueError(f'{cfg.filename} is no classification (mmpretrain) config: vis_cam explains class scores')
     if args.checkpoint:
         check_weights(args.checkpoint)
     model = get_model(cfg, device=args.device)

@@ -6,7 +6,6 @@ Used by ``tools/analysis_tools/get_flops.py``, ``benchmark.py`` and ``tools/visu
 """
 import copy
 import importlib
-import os.path as osp
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
@@ -22,11 +21,17 @@ def task_of(scope: str) -> str:
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None):
-    """Read a config (its ``custom_imports`` are imported) and apply ``--cfg-options``."""
+    """Read a config (a file, or a model name of the project's index; its ``custom_imports`` are imported) and
+    apply ``--cfg-options``.
+
+    Raises:
+        FileNotFoundError: no such config file.
+        ValueError: an unknown model name (the closest names are listed).
+    """
     from mmengine.config import Config
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config file not found: {path}')
-    cfg = Config.fromfile(path)
+
+    from ..apis.model_hub import resolve_config
+    cfg = Config.fromfile(resolve_config(path))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg
